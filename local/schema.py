@@ -1,6 +1,6 @@
 """Applies local/schema.cql to the local Cassandra, idempotently.
 
-    python local/schema.py [--check] [--host 127.0.0.1] [--port 9042] [--file local/schema.cql]
+    python local/schema.py [--check] [--host 127.0.0.1] [--port 9042] [--file F.cql ...]
 
 ``--check`` only tells whether Cassandra accepts CQL (exit 0) so ``stack.py`` can wait on it.
 Statements end with ``;`` at the end of a line; ``--`` lines are comments.
@@ -13,7 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-SCHEMA = Path(__file__).resolve().parent / "schema.cql"
+HERE = Path(__file__).resolve().parent
+# The reference tables, then the smoke job's own table.
+SCHEMA_FILES = [HERE / "schema.cql", HERE / "smoke.cql"]
 
 
 def statements(text: str) -> list[str]:
@@ -36,7 +38,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=9042)
-    ap.add_argument("--file", type=Path, default=SCHEMA)
+    ap.add_argument("--file", type=Path, nargs="+", default=SCHEMA_FILES)
     ap.add_argument("--check", action="store_true")
     a = ap.parse_args()
 
@@ -48,11 +50,12 @@ def main() -> int:
         session.execute("SELECT release_version FROM system.local", timeout=5)
         if a.check:
             return 0
-        stmts = statements(a.file.read_text())
         t0 = time.monotonic()
-        for stmt in stmts:
-            session.execute(stmt, timeout=60)
-        print(f"[schema] applied {len(stmts)} statements from {a.file.name} in {time.monotonic() - t0:.1f}s")
+        for f in a.file:
+            stmts = statements(f.read_text())
+            for stmt in stmts:
+                session.execute(stmt, timeout=60)
+            print(f"[schema] applied {len(stmts)} statements from {f.name} in {time.monotonic() - t0:.1f}s")
         return 0
     except Exception as e:  # noqa: BLE001 - --check turns any failure into "not ready"
         if a.check:
