@@ -1,0 +1,54 @@
+"""Event JSON in and out, matching the reference's Jackson behaviour where it matters.
+
+The reference serialises events dropping null-valued map entries; consumers of our topics see
+the same JSON. Parsing keeps integers as ``int`` and decimals as ``float``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class InvalidEvent(ValueError):
+    """An input record that cannot become an event dict; the message is the failure reason."""
+
+
+def drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_nulls(v) for v in value]
+    return value
+
+
+def dumps(event: dict) -> str:
+    return json.dumps(drop_nulls(event), separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def payload_text(raw: bytes | str) -> str:
+    """The record as text, lossless for UTF-8 and escaped (not dropped) for anything else."""
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", errors="backslashreplace")
+    return raw
+
+
+def parse_event(raw: bytes | str, max_bytes: int) -> dict:
+    """Parses one record into an event dict, or raises InvalidEvent with a reason."""
+    size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
+    if size > max_bytes:
+        raise InvalidEvent(f"event of {size} bytes exceeds the limit of {max_bytes} bytes")
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InvalidEvent(f"not UTF-8: {e}") from None
+    if not raw.strip():
+        raise InvalidEvent("empty record")
+    try:
+        event = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise InvalidEvent(f"malformed JSON: {e}") from None
+    if not isinstance(event, dict):
+        raise InvalidEvent(f"event must be a JSON object, got {type(event).__name__}")
+    return event

@@ -1,0 +1,113 @@
+"""What every job module shares: options -> store configs, running, and the end-of-run report.
+
+A job module defines ``JOB_NAME``, its reference defaults, and ``build(p, opts)``; ``main`` here
+parses options (``--config`` file, then flags), runs the pipeline in batch or streaming mode and,
+for batch runs, prints the metric table the reference only exposed as Flink gauges.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions
+
+from pipelines.io.cassandra import CassandraConfig
+from pipelines.io.events import EventIO, KafkaConfig
+from pipelines.io.redis_store import RedisConfig
+from pipelines.metrics import counter_totals, format_table
+from pipelines.options import parse_job_options
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_FLINK_JOB_SERVER_JAR = ROOT / ".stack" / "jars" / "flink-job-server.jar"
+Build = Callable[[beam.Pipeline, PipelineOptions], Any]
+
+
+def values(opts: PipelineOptions) -> dict[str, Any]:
+    return opts.get_all_options(drop_default=False)
+
+
+def event_io(opts: PipelineOptions) -> EventIO:
+    o = values(opts)
+    kafka = KafkaConfig(
+        bootstrap_servers=o["kafka_broker_servers"],
+        group_id=o.get("kafka_groupid"),
+        auto_offset_reset=o.get("kafka_auto_offset_reset"),
+        expansion_service=o["expansion_service"],
+        max_num_records=o.get("max_num_records"),
+        max_read_time_secs=o.get("max_read_time_secs"),
+        producer_overrides={
+            "linger.ms": str(o["kafka_producer_linger_ms"]),
+            "batch.size": str(o["kafka_producer_batch_size"]),
+            "compression.type": str(o["kafka_producer_compression_type"]),
+            "max.request.size": str(o["kafka_producer_max_request_size"]),
+        },
+    )
+    return EventIO(kafka=kafka, input=o.get("input"), output_dir=o.get("output_dir"))
+
+
+def cassandra_config(opts: PipelineOptions, keyspace: str | None = None) -> CassandraConfig:
+    o = values(opts)
+    hosts = tuple(h.strip() for h in str(o["lms_cassandra_host"]).split(",") if h.strip())
+    return CassandraConfig(hosts=hosts, port=int(o["lms_cassandra_port"]),
+                           keyspace=keyspace or o["lms_cassandra_keyspace"],
+                           consistency=o["lms_cassandra_consistency"])
+
+
+def dedup_redis_config(opts: PipelineOptions) -> RedisConfig:
+    o = values(opts)
+    return RedisConfig(host=o["dedup_redis_host"], port=int(o["dedup_redis_port"]),
+                       db=int(o["dedup_redis_database_index"]))
+
+
+def apply_runner_defaults(opts: PipelineOptions) -> None:
+    """Streaming unless ``--input``; local Flink uses the stack's job server jar and LOOPBACK.
+
+    An operator with a real cluster passes ``--flink_master``/``--environment_type`` (or
+    ``--job_endpoint``) and these defaults stay out of the way.
+    """
+    o = values(opts)
+    std = opts.view_as(StandardOptions)
+    if not o.get("input") and not o.get("from_cassandra"):
+        std.streaming = True
+    if std.runner in ("FlinkRunner", "flink"):
+        portable = opts.view_as(PortableOptions)
+        flink = opts.get_all_options(drop_default=True)
+        if not flink.get("flink_job_server_jar") and not portable.job_endpoint and LOCAL_FLINK_JOB_SERVER_JAR.exists():
+            opts._all_options["flink_job_server_jar"] = str(LOCAL_FLINK_JOB_SERVER_JAR)  # noqa: SLF001
+        if not portable.environment_type:
+            portable.environment_type = "LOOPBACK"
+
+
+def run(build: Build, argv: Sequence[str] | None, defaults: dict[str, Any] | None = None) -> dict[str, int]:
+    """Builds and runs a job; returns the final counter totals (also printed for batch runs)."""
+    opts = parse_job_options(list(sys.argv[1:] if argv is None else argv), defaults=defaults or {})
+    apply_runner_defaults(opts)
+    p = beam.Pipeline(options=opts)
+    build(p, opts)
+    result = p.run()
+    result.wait_until_finish()
+    totals = counter_totals(result)
+    if not opts.view_as(StandardOptions).streaming or os.environ.get("LERN_PRINT_METRICS"):
+        print(format_table(totals))
+    return totals
+
+
+def not_implemented(job: str, issue: str) -> Callable[[Sequence[str] | None], int]:
+    """The ``main`` of a job whose issue has not landed: real options and --help, then a clear exit."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        parse_job_options(list(sys.argv[1:] if argv is None else argv))
+        print(f"{job}: not implemented yet ({issue}); see README.md status table.", file=sys.stderr)
+        return 2
+
+    return main
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
