@@ -1,0 +1,352 @@
+"""Unit tests of pipelines.options: HOCON loading, key->dest rule, precedence, defaults, --help."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipelines.options import (
+    JOB_GROUPS,
+    config_to_argv,
+    load_conf,
+    option_dest,
+    parse_bool,
+    parse_job_options,
+    parse_json,
+    ref_option,
+    with_config,
+)
+from pipelines.options.cli import registered_groups
+from pipelines.options.fields import option_defaults
+
+DATA = Path(__file__).parent / "data"
+JOB_CONF = DATA / "options-job.conf"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class _SampleJobOptions(PipelineOptions):
+    """Job-specific options of an imaginary job (unique dests: registered process-wide)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        ref_option(parser, "lern-test.schema.supportedVersion", default=None, type=parse_json,
+                   help="An object-valued option.")
+        ref_option(parser, "lern-test.tags", default=None, type=parse_json, help="A list option.")
+        # Re-declaring a shared key must be harmless (another job may do the same).
+        ref_option(parser, "kafka.input.topic", default=None, help="Duplicate of a shared option.")
+
+
+def _write(tmp_path: Path, text: str, name: str = "job.conf") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# --- key -> dest rule ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("key", "dest"), [
+    ("kafka.input.topic", "kafka_input_topic"),
+    ("lms-cassandra.keyspace", "lms_cassandra_keyspace"),
+    ("redis.database.relationCache.id", "redis_database_relationcache_id"),
+    ("kafka.broker-servers", "kafka_broker_servers"),
+    ("lms-cassandra.isMultiDCEnabled", "lms_cassandra_ismultidcenabled"),
+    ("task.restart-strategy.attempts", "task_restart_strategy_attempts"),
+    ("content_read_api", "content_read_api"),
+    ("a..b--c", "a_b_c"),
+])
+def test_option_dest(key: str, dest: str) -> None:
+    assert option_dest(key) == dest
+
+
+# --- loading ------------------------------------------------------------------------
+
+def test_load_conf_resolves_include_and_substitutions() -> None:
+    conf = load_conf(JOB_CONF)
+    assert conf["job.env"] == "qa"  # from the included base
+    assert conf["kafka.input.topic"] == "qa.learner.events"
+    assert conf["kafka.groupId"] == "qa-sample-group"
+    assert conf["task.parallelism"] == 4  # job file overrides the base
+    assert conf["task.checkpointing.interval"] == 15000
+    assert conf["redis.database.relationCache.id"] == 7
+    assert conf["schema.supportedVersion.itemset"] == "2.0"
+    assert conf["sample.tags"] == ["a", "b"]
+
+
+def test_optional_env_substitution(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LERN_BEAM_TEST_DEDUP_HOST", raising=False)
+    assert "dedup-redis.host" not in load_conf(JOB_CONF)
+    monkeypatch.setenv("LERN_BEAM_TEST_DEDUP_HOST", "dedup.example")
+    assert load_conf(JOB_CONF)["dedup-redis.host"] == "dedup.example"
+
+
+def test_environment_is_substitution_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LERN_BEAM_TEST_ENV", "staging")
+    path = _write(tmp_path, 'job.env = ${LERN_BEAM_TEST_ENV}\nkafka.input.topic = ${job.env}".x"\n')
+    assert load_conf(path) == {"job.env": "staging", "kafka.input.topic": "staging.x"}
+
+
+def test_unresolvable_substitution_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LERN_BEAM_TEST_UNSET", raising=False)
+    path = _write(tmp_path, "a = ${LERN_BEAM_TEST_UNSET}\n")
+    with pytest.raises(ValueError, match="cannot load config file"):
+        load_conf(path)
+
+
+def test_missing_include_falls_back_to_reference_defaults(tmp_path: Path) -> None:
+    # A reference job .conf includes base-config.conf from its classpath; without it,
+    # ${job.env} must still resolve, to the reference default "local".
+    path = _write(tmp_path, 'include "base-config.conf"\nkafka.input.topic = ${job.env}".telemetry.assess"\n')
+    opts = parse_job_options(["--config", str(path)])
+    assert opts.kafka_input_topic == "local.telemetry.assess"
+    # ... and the fallback itself is not reported as if the file had set it.
+    assert load_conf(path, {"job.env": "local", "task.parallelism": 9}) == {
+        "kafka.input.topic": "local.telemetry.assess"}
+
+
+# --- aliases ------------------------------------------------------------------------
+
+def test_dp_core_broker_spelling_is_an_alias(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'kafka {\n consumer.broker-servers = "c:9092"\n'
+                            ' producer.broker-servers = "p:9092"\n}\n')
+    conf = load_conf(path)
+    assert conf["kafka.broker-servers"] == "c:9092"
+    assert parse_job_options(["--config", str(path)]).kafka_broker_servers == "c:9092"
+
+
+def test_alias_does_not_override_canonical_key() -> None:
+    conf = load_conf(JOB_CONF)  # sets kafka.producer.broker-servers and, via base, kafka.broker-servers
+    assert conf["kafka.broker-servers"] == "broker-a:9092,broker-b:9092"
+
+
+def test_documented_misspellings_are_aliases() -> None:
+    conf = load_conf(JOB_CONF)
+    assert conf["lms-cassandra.activitytable"] == "sample_activity"
+    assert conf["kafka.failed.topic"] == "qa.learner.events.failed"
+    assert conf["kafka.output.failed.topic"] == "qa.learner.events.failed"  # alias key kept
+
+
+# --- conf -> argv -------------------------------------------------------------------
+
+def test_unknown_keys_are_returned_not_fatal() -> None:
+    conf = {"kafka.input.topic": "t", "neo4j.routePath": "bolt://x", "task.sample.parallelism": 1}
+    argv, unknown = config_to_argv(conf, {"kafka_input_topic"})
+    assert argv == ["--kafka_input_topic=t"]
+    assert unknown == ["neo4j.routePath", "task.sample.parallelism"]
+
+
+def test_unknown_keys_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="pipelines.options.config"):
+        opts = parse_job_options(["--config", str(JOB_CONF)])
+    assert opts.kafka_input_topic == "qa.learner.events"
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert any("neo4j.routePath" in m and "kafka.zookeeper" in m for m in debug)
+
+
+def test_values_are_rendered_for_argparse() -> None:
+    conf = {"a.flag": False, "b.n": 3, "c.list": ["x", 1], "d.nothing": None}
+    argv, _ = config_to_argv(conf, {"a_flag", "b_n", "c_list", "d_nothing"})
+    assert argv == ["--a_flag=false", "--b_n=3", '--c_list=["x",1]']
+
+
+def test_object_valued_option_gets_json() -> None:
+    opts = parse_job_options(["--config", str(JOB_CONF)], extra_groups=(_SampleJobOptions,))
+    assert opts.lern_test_schema_supportedversion is None  # key differs from the file's
+    conf = {"lern-test.schema.supportedVersion.itemset": "2.0", "lern-test.tags": ["a"]}
+    argv, unknown = config_to_argv(conf, {"lern_test_schema_supportedversion", "lern_test_tags"})
+    assert argv == ['--lern_test_schema_supportedversion={"itemset":"2.0"}', '--lern_test_tags=["a"]']
+    assert unknown == []
+    opts = parse_job_options(argv, extra_groups=(_SampleJobOptions,))
+    assert opts.lern_test_schema_supportedversion == {"itemset": "2.0"}
+    assert opts.lern_test_tags == ["a"]
+
+
+def test_two_keys_for_one_option_must_agree() -> None:
+    with pytest.raises(ValueError, match="both set option --content_read_api"):
+        config_to_argv({"content.read.api": "http://a/", "content_read_api": "/b"}, {"content_read_api"})
+    argv, _ = config_to_argv({"content.read.api": "/same", "content_read_api": "/same"}, {"content_read_api"})
+    assert argv == ["--content_read_api=/same"]
+
+
+# --- precedence ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["--config", str(JOB_CONF), "--kafka_input_topic=cli.topic", "--task_parallelism", "8"],
+    [f"--config={JOB_CONF}", "--kafka_input_topic=cli.topic", "--task_parallelism=8"],
+    ["--kafka_input_topic=cli.topic", "--task_parallelism=8", "--config", str(JOB_CONF)],
+    ["--kafka_input_topic=cli.topic", "--task_parallelism=8", "--config.file.path", str(JOB_CONF)],
+])
+def test_flags_override_conf(argv: list[str]) -> None:
+    opts = parse_job_options(argv)
+    assert opts.kafka_input_topic == "cli.topic"
+    assert opts.task_parallelism == 8
+    assert opts.kafka_groupid == "qa-sample-group"  # still from the file
+
+
+def test_with_config_prepends_and_leaves_argv_alone_without_config() -> None:
+    assert with_config(["--runner=DirectRunner"], {"kafka_input_topic"}) == ["--runner=DirectRunner"]
+    argv = ["--config", str(JOB_CONF), "--kafka_input_topic=x"]
+    out = with_config(argv, {"kafka_input_topic", "task_parallelism"})
+    assert out[-3:] == argv
+    assert out[:-3] == ["--kafka_input_topic=qa.learner.events", "--task_parallelism=4"]
+
+
+def test_job_defaults_sit_between_group_defaults_and_conf(tmp_path: Path) -> None:
+    job_defaults = {"kafka.groupId": "local-sample-group", "lms-cassandra.keyspace": "sample_ks",
+                    "kafka.input.topic": "default.topic"}
+    opts = parse_job_options([], defaults=job_defaults)
+    assert (opts.kafka_groupid, opts.lms_cassandra_keyspace) == ("local-sample-group", "sample_ks")
+    path = _write(tmp_path, 'kafka.groupId = "from-file"\n')
+    opts = parse_job_options(["--config", str(path), "--lms_cassandra_keyspace=cli_ks"],
+                             defaults=job_defaults)
+    assert (opts.kafka_groupid, opts.lms_cassandra_keyspace, opts.kafka_input_topic) == (
+        "from-file", "cli_ks", "default.topic")
+
+
+def test_beam_flags_pass_through() -> None:
+    opts = parse_job_options(["--config", str(JOB_CONF), "--runner=DirectRunner", "--streaming"])
+    assert opts.view_as(StandardOptions).runner == "DirectRunner"
+    assert opts.view_as(StandardOptions).streaming is True
+
+
+# --- defaults and types -------------------------------------------------------------
+
+REFERENCE_DEFAULTS = {
+    "kafka_broker_servers": "localhost:9092",
+    "kafka_auto_offset_reset": None,
+    "job_env": "local",
+    "kafka_producer_max_request_size": 1572864,
+    "kafka_producer_batch_size": 65536,
+    "kafka_producer_linger_ms": 10,
+    "lms_cassandra_host": "localhost",
+    "lms_cassandra_port": 9042,
+    "lms_cassandra_keyspace": "sunbird_courses",
+    "lms_cassandra_ismultidcenabled": False,
+    "lms_cassandra_consistency": "LOCAL_QUORUM",
+    "lms_cassandra_user_enrolments_table": "user_enrolments",
+    "lms_cassandra_user_activity_agg_table": "user_activity_agg",
+    "lms_cassandra_consumption_table": "user_content_consumption",
+    "redis_host": "localhost",
+    "redis_port": 6379,
+    "redis_meta_host": "localhost",
+    "redis_meta_port": 6379,
+    "redis_database_relationcache_id": 10,
+    "redis_database_contentcache_id": 5,
+    "redis_database_collectioncache_id": 0,
+    "redis_database_index": 10,
+    "dp_redis_database_index": 5,
+    "dedup_redis_database_index": 3,
+    "dedup_redis_database_expiry": 604800,
+    "redis_meta_database_userstore_id": 12,
+    "redis_meta_database_key_expiry_seconds": 3600,
+    "service_rc_entity": "TrainingCertificate",
+    "task_parallelism": 1,
+    "task_consumer_parallelism": 1,
+    "task_checkpointing_interval": 60000,
+    "task_checkpointing_compressed": True,
+    "task_checkpointing_pause_between_seconds": 30000,
+    "task_checkpointing_timeout": 600000,
+    "task_restart_strategy_attempts": 3,
+    "task_restart_strategy_delay": 30000,
+    "task_window_shards": 1,
+    "threshold_batch_read_size": 1000,
+    "threshold_batch_read_interval": 60,
+    "threshold_batch_write_size": 10,
+    "expansion_service": "localhost:8097",
+    "input": None,
+    "output_dir": None,
+    "from_cassandra": False,
+    "config": None,
+}
+
+
+def test_defaults_equal_reference_defaults() -> None:
+    opts = parse_job_options([])
+    actual = {dest: getattr(opts, dest) for dest in REFERENCE_DEFAULTS}
+    assert actual == REFERENCE_DEFAULTS
+
+
+def test_conf_values_are_typed() -> None:
+    opts = parse_job_options(["--config", str(JOB_CONF)])
+    assert opts.lms_cassandra_port == 9142  # quoted "9142" in the file
+    assert opts.lms_cassandra_ismultidcenabled is True  # quoted "true"
+    assert opts.task_checkpointing_compressed is False  # HOCON false
+    assert opts.redis_meta_host == "meta-redis"
+    assert opts.dedup_redis_database_expiry == 86400
+    assert opts.threshold_batch_read_size == 250
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("true", True), ("FALSE", False), ("yes", True), ("off", False), ("1", True), ("0", False), (True, True),
+])
+def test_parse_bool(text: Any, value: bool) -> None:
+    assert parse_bool(text) is value
+
+
+@pytest.mark.parametrize(("argv", "value"), [
+    (["--lms_cassandra_ismultidcenabled"], True),
+    (["--lms_cassandra_ismultidcenabled=true"], True),
+    (["--lms_cassandra_ismultidcenabled=false"], False),
+    (["--from_cassandra"], True),
+    ([], False),
+])
+def test_bool_flags(argv: list[str], value: bool) -> None:
+    opts = parse_job_options(argv)
+    flag = argv[0].split("=")[0][2:] if argv else "lms_cassandra_ismultidcenabled"
+    assert getattr(opts, flag) is value
+
+
+def test_bad_conf_value_names_key_and_file(tmp_path: Path) -> None:
+    # merge-user-courses' packaged conf swaps host and port; say so in operator terms.
+    path = _write(tmp_path, 'lms-cassandra { port = "localhost", host = "9042" }\n')
+    with pytest.raises(ValueError, match=r"job.conf: bad value for lms-cassandra.port .*'localhost'"):
+        parse_job_options(["--config", str(path)])
+
+
+def test_bad_bool_is_rejected() -> None:
+    with pytest.raises(SystemExit):
+        parse_job_options(["--lms_cassandra_ismultidcenabled=maybe"])
+
+
+# --- registration and --help --------------------------------------------------------
+
+def test_groups_do_not_clash_with_beam_options() -> None:
+    beam_groups = [g for g in registered_groups()
+                   if g.__module__.startswith("apache_beam.") and g is not _SampleJobOptions]
+    ours = set(option_defaults(JOB_GROUPS))
+    assert ours.isdisjoint(option_defaults(beam_groups))
+    # Beam's own all-options parse (used when a pipeline runs) accepts every group.
+    everything = PipelineOptions(["--kafka_input_topic=t"]).get_all_options()
+    assert everything["kafka_input_topic"] == "t"
+    assert ours <= set(everything)
+
+
+def test_help_lists_every_group() -> None:
+    code = ("from pipelines.options import parse_job_options\n"
+            "parse_job_options(['--help'], prog='pipelines.sample')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())  # undo argparse's line wrapping
+    for group in JOB_GROUPS:
+        assert f"{group.__name__}:" in out
+    for name in ("--config", "--kafka_broker_servers", "--lms_cassandra_keyspace",
+                 "--redis_database_relationcache_id", "--service_rc_basepath", "--input",
+                 "--output_dir", "--from_cassandra", "--task_checkpointing_interval",
+                 "--threshold_batch_read_size", "[conf: lms-cassandra.keyspace]",
+                 "StandardOptions:", "--runner", "FlinkRunnerOptions:", "--flink_master"):
+        assert name in out, name
+
+
+def test_help_shows_job_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_job_options(["-h"], extra_groups=(_SampleJobOptions,), defaults={"kafka.groupId": "my-group"})
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "_SampleJobOptions:" in out
+    assert "(default: my-group)" in out
