@@ -7,7 +7,7 @@ result expose the same names.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from apache_beam.metrics.metric import Metrics, MetricsFilter
 

@@ -8,13 +8,14 @@ executed concurrently in bulk, at the configured consistency, with bounded retri
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
 from pipelines.io.retry import RetryPolicy, call_with_retries
 
@@ -84,7 +85,7 @@ class CassandraClient:
                 self.session, stmt, [p for _, p in pending], concurrency=self.cfg.concurrency,
                 raise_on_first_error=False)
             failed = []
-            for (i, params), (ok, res) in zip(pending, outcomes):
+            for (i, params), (ok, res) in zip(pending, outcomes, strict=True):
                 if ok:
                     results[i] = list(res)
                 elif isinstance(res, TRANSIENT):

@@ -8,7 +8,7 @@ a keyed stateful DoFn, which avoids the plain-GroupByKey-after-ReadFromKafka sta
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import apache_beam as beam
 

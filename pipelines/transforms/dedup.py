@@ -14,7 +14,8 @@ keeps a key group on one subtask) and each worker remembers the keys it let thro
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue

@@ -1,0 +1,93 @@
+import pytest
+
+from pipelines.io.retry import RetryPolicy, call_with_retries
+from pipelines.transforms.batching import chunks, java_string_hash, shard_of
+from pipelines.transforms.dedup import RecentKeys, mid_key, split_batch
+
+
+def test_java_string_hash_matches_java():
+    # Values computed with java.lang.String#hashCode.
+    assert java_string_hash("") == 0
+    assert java_string_hash("hello") == 99162322
+    assert java_string_hash("user-1") == -836031825
+    assert java_string_hash("polygenelubricants") == -2147483648
+    assert java_string_hash("😀") == 1772899  # a surrogate pair counts as two UTF-16 units
+
+
+def test_shard_of_is_java_remainder():
+    assert shard_of("hello", 7) == 99162322 % 7
+    assert shard_of("user-1", 1000) == -825  # Java: -836031825 % 1000
+    assert shard_of("anything", 1) == 0
+
+
+def test_chunks_splits_a_group_into_fixed_size_batches():
+    assert list(chunks((3, iter(range(5))), 2)) == [(3, [0, 1]), (3, [2, 3]), (3, [4])]
+    assert list(chunks((0, []), 2)) == []
+
+
+def test_split_batch_uses_redis_answers_and_in_run_memory():
+    recent = RecentKeys()
+    batch = [{"mid": "a"}, {"mid": "b"}, {"x": 1}, {"mid": "a"}, {"mid": "c"}]
+    unique, dups, keyless = split_batch(batch, mid_key, [False, True, False, False], recent)
+    assert unique == [{"mid": "a"}, {"mid": "c"}]
+    assert dups == [{"mid": "b"}, {"mid": "a"}]
+    assert keyless == [{"x": 1}]
+    # a later batch with a key let through before is a duplicate even if Redis has not seen it yet
+    unique, dups, _ = split_batch([{"mid": "c"}, {"mid": "d"}], mid_key, [False, False], recent)
+    assert unique == [{"mid": "d"}] and dups == [{"mid": "c"}]
+
+
+def test_recent_keys_forgets_oldest_beyond_capacity():
+    r = RecentKeys(capacity=2)
+    for k in "abc":
+        r.add(k)
+    assert "a" not in r and "b" in r and "c" in r
+
+
+def test_mid_key_requires_non_empty_string():
+    assert mid_key({"mid": "m"}) == "m"
+    assert mid_key({"mid": ""}) is None and mid_key({"mid": 5}) is None and mid_key({}) is None
+
+
+def test_retry_retries_transient_then_succeeds():
+    calls, sleeps, reconnects = [], [], []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("down")
+        return "ok"
+
+    out = call_with_retries(flaky, RetryPolicy(attempts=4, initial_backoff_secs=0.1), (ConnectionError,),
+                            on_retry=reconnects.append, sleep=sleeps.append)
+    assert out == "ok" and len(calls) == 3 and len(sleeps) == 2 and len(reconnects) == 2
+    assert 0.08 <= sleeps[0] <= 0.12 and 0.16 <= sleeps[1] <= 0.24
+
+
+def test_retry_gives_up_after_attempts_and_raises_last_error():
+    calls = []
+
+    def down():
+        calls.append(1)
+        raise ConnectionError(f"down {len(calls)}")
+
+    with pytest.raises(ConnectionError, match="down 3"):
+        call_with_retries(down, RetryPolicy(attempts=3), (ConnectionError,), sleep=lambda s: None)
+    assert len(calls) == 3
+
+
+def test_retry_does_not_retry_non_transient_errors():
+    calls = []
+
+    def bad():
+        calls.append(1)
+        raise ValueError("bad request")
+
+    with pytest.raises(ValueError):
+        call_with_retries(bad, RetryPolicy(attempts=5), (ConnectionError,), sleep=lambda s: None)
+    assert len(calls) == 1
+
+
+def test_backoff_is_capped():
+    delays = RetryPolicy(attempts=8, initial_backoff_secs=1, max_backoff_secs=3).delays()
+    assert len(delays) == 7 and max(delays) <= 3 * 1.2
