@@ -301,9 +301,12 @@ def start_expansion() -> subprocess.Popen:
     # EMBEDDED: the Java side of ReadFromKafka/WriteToKafka then runs inside the Flink job server's
     # own JVM, which has Kafka IO on its class path, instead of a Docker SDK harness (no Docker here).
     # filesToStage is the launcher jar alone, so a pipeline does not upload 190 jars per submission.
+    # use_deprecated_read: an unbounded SDF Kafka read emits nothing on the portable Flink runner
+    # here (apache/beam#31400); the UnboundedSource read streams, and commits offsets on checkpoints.
     return spawn("expansion-service", [
         java(), "-Xmx512m", "-jar", str(EXPANSION_SERVICE_JAR), str(EXPANSION_PORT),
         "--defaultEnvironmentType=EMBEDDED", f"--filesToStage={EXPANSION_SERVICE_JAR}",
+        "--experiments=use_deprecated_read",
     ])
 
 

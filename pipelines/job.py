@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.io.cassandra import CassandraConfig
 from pipelines.io.events import EventIO, KafkaConfig
@@ -41,6 +41,7 @@ def event_io(opts: PipelineOptions) -> EventIO:
         expansion_service=o["expansion_service"],
         max_num_records=o.get("max_num_records"),
         max_read_time_secs=o.get("max_read_time_secs"),
+        start_read_time_ms=o.get("start_read_time_ms"),
         producer_overrides={
             "linger.ms": str(o["kafka_producer_linger_ms"]),
             "batch.size": str(o["kafka_producer_batch_size"]),
@@ -65,29 +66,41 @@ def dedup_redis_config(opts: PipelineOptions) -> RedisConfig:
                        db=int(o["dedup_redis_database_index"]))
 
 
-def apply_runner_defaults(opts: PipelineOptions) -> None:
-    """Streaming unless ``--input``; local Flink uses the stack's job server jar and LOOPBACK.
+def runner_defaults(opts: PipelineOptions, argv: Sequence[str]) -> list[str]:
+    """Flags a job adds for its runner unless the operator gave them.
 
-    An operator with a real cluster passes ``--flink_master``/``--environment_type`` (or
-    ``--job_endpoint``) and these defaults stay out of the way.
+    Streaming unless ``--input``/``--from_cassandra``. On Flink: checkpoints every
+    ``task.checkpointing.interval`` ms like the reference (Kafka offsets are committed when a
+    checkpoint completes, so without checkpoints a restarted job would re-read everything), except
+    for a bounded read (``--max_num_records``/``--max_read_time_secs``): with checkpointing on,
+    Beam's Flink runner never shuts a finished source down, so the job would never end. And,
+    for a local ``[local]`` mini-cluster, the stack's job server jar and LOOPBACK workers. An
+    operator with a real cluster passes ``--flink_master``/``--environment_type`` (or
+    ``--job_endpoint``) and these stay out of the way.
     """
     o = values(opts)
-    std = opts.view_as(StandardOptions)
-    if not o.get("input") and not o.get("from_cassandra"):
-        std.streaming = True
-    if std.runner in ("FlinkRunner", "flink"):
-        portable = opts.view_as(PortableOptions)
-        flink = opts.get_all_options(drop_default=True)
-        if not flink.get("flink_job_server_jar") and not portable.job_endpoint and LOCAL_FLINK_JOB_SERVER_JAR.exists():
-            opts._all_options["flink_job_server_jar"] = str(LOCAL_FLINK_JOB_SERVER_JAR)  # noqa: SLF001
-        if not portable.environment_type:
-            portable.environment_type = "LOOPBACK"
+    given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    extra: list[str] = []
+    if not o.get("input") and not o.get("from_cassandra") and "--streaming" not in given:
+        extra.append("--streaming")
+    if opts.view_as(StandardOptions).runner in ("FlinkRunner", "flink"):
+        bounded = o.get("max_num_records") is not None or o.get("max_read_time_secs") is not None
+        if "--checkpointing_interval" not in given and not bounded:
+            extra.append(f"--checkpointing_interval={o['task_checkpointing_interval']}")
+        if not given & {"--flink_job_server_jar", "--job_endpoint"} and LOCAL_FLINK_JOB_SERVER_JAR.exists():
+            extra.append(f"--flink_job_server_jar={LOCAL_FLINK_JOB_SERVER_JAR}")
+        if "--environment_type" not in given:
+            extra.append("--environment_type=LOOPBACK")
+    return extra
 
 
 def run(build: Build, argv: Sequence[str] | None, defaults: dict[str, Any] | None = None) -> dict[str, int]:
     """Builds and runs a job; returns the final counter totals (also printed for batch runs)."""
-    opts = parse_job_options(list(sys.argv[1:] if argv is None else argv), defaults=defaults or {})
-    apply_runner_defaults(opts)
+    args = list(sys.argv[1:] if argv is None else argv)
+    opts = parse_job_options(args, defaults=defaults or {})
+    extra = runner_defaults(opts, args)
+    if extra:
+        opts = parse_job_options([*args, *extra], defaults=defaults or {})
     p = beam.Pipeline(options=opts)
     build(p, opts)
     result = p.run()

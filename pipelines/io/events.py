@@ -32,6 +32,7 @@ class KafkaConfig:
     expansion_service: str = "localhost:8097"
     max_num_records: int | None = None
     max_read_time_secs: int | None = None
+    start_read_time_ms: int | None = None
     producer_overrides: dict[str, str] = field(default_factory=dict)
 
     def consumer_config(self) -> dict[str, str]:
@@ -85,6 +86,7 @@ class ReadEvents(beam.PTransform):
                     value_deserializer=BYTES,
                     max_num_records=k.max_num_records,
                     max_read_time=k.max_read_time_secs,
+                    start_read_time=k.start_read_time_ms,
                     commit_offset_in_finalize=bool(k.group_id),
                     expansion_service=k.expansion_service,
                 )

@@ -83,6 +83,9 @@ class KafkaOptions(PipelineOptions):
         add_option(parser, "max_read_time_secs", default=None, type=int,
                    help="Stop reading Kafka after this many seconds (bounded read, for tests; "
                         "not a reference key).")
+        add_option(parser, "start_read_time_ms", default=None, type=int,
+                   help="Start reading Kafka at the first record at or after this epoch time in ms, "
+                        "ignoring committed offsets (replay from a point in time; not a reference key).")
         add_option(parser, "expansion_service", default="localhost:8097",
                    help="host:port of the Java Kafka IO expansion service used by "
                         "ReadFromKafka/WriteToKafka.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
 import redis
@@ -36,7 +37,9 @@ def produce(topic: str, payloads: list[bytes]) -> None:
 
 
 def consume_all(topic: str, expected: int, timeout: float = 30) -> list[tuple[bytes | None, bytes]]:
-    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"check-{topic}", "auto.offset.reset": "earliest"})
+    # A fresh group each call: every call reads the topic from the start.
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"check-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
     c.subscribe([topic])
     out, deadline = [], time.monotonic() + timeout
     try:
@@ -96,3 +99,51 @@ def test_kafka_to_cassandra_and_kafka_on_flink(stack, run_id):
     # Counters come back from Flink through the job service, under the reference-style names.
     assert totals.get(f"{JOB}:db-write-count") == 5
     assert totals.get(f"{JOB}:duplicate-event-count") == 1
+
+
+def committed_offset(group: str, topic: str) -> int:
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    req = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])
+    res = admin.list_consumer_group_offsets([req])[group].result(timeout=10)
+    return res.topic_partitions[0].offset
+
+
+@pytest.mark.flink
+def test_unbounded_stream_flows_and_commits_offsets_on_checkpoints(stack, run_id, tmp_path):
+    """No max_num_records: the job runs until stopped, output must flow while it runs
+    (GroupIntoBatches flushes on its processing-time timer) and the consumer group's offsets must
+    be committed when checkpoints complete, so a restarted job resumes instead of re-reading."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    topics = {k: f"e2e.{run_id}.{k}" for k in ("in", "out", "failed")}
+    create_topics(*topics.values())
+    log = open(tmp_path / "job.log", "w")
+    proc = subprocess.Popen([
+        sys.executable, "-m", "pipelines.smoke", "--runner=FlinkRunner", "--flink_master=[local]",
+        "--parallelism=1", f"--kafka_input_topic={topics['in']}", f"--kafka_output_topic={topics['out']}",
+        f"--kafka_output_failed_topic={topics['failed']}", f"--kafka_groupid={run_id}",
+        "--kafka_auto_offset_reset=earliest", "--task_checkpointing_interval=2000",
+    ], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        mids = [f"{run_id}-{i}" for i in range(4)]
+        produce(topics["in"], [json.dumps({"mid": m}).encode() for m in mids[:2]])
+        first = consume_all(topics["out"], expected=2, timeout=120)
+        assert sorted(json.loads(v)["mid"] for _, v in first) == mids[:2], (tmp_path / "job.log").read_text()[-3000:]
+        # Still running: later events flow too.
+        produce(topics["in"], [json.dumps({"mid": m}).encode() for m in mids[2:]])
+        out = consume_all(topics["out"], expected=4, timeout=60)
+        assert sorted(json.loads(v)["mid"] for _, v in out) == mids
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and committed_offset(run_id, topics["in"]) < 4:
+            time.sleep(1)
+        assert committed_offset(run_id, topics["in"]) == 4
+        assert proc.poll() is None, "the streaming job must still be running"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        log.close()
