@@ -102,11 +102,16 @@ def mvn_profile(profile: str) -> Path:
         raise SystemExit("mvn not found: install Maven (Debian package 'maven')")
     log(f"downloading {profile} jars from Maven Central (cached in ~/.m2 and {out})")
     out.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(LOCAL / "pom.xml"), f"-P{profile}",
-         "dependency:copy-dependencies", f"-DoutputDirectory={out}"],
-        check=True,
-    )
+    LOGS.mkdir(parents=True, exist_ok=True)
+    mvn_log = LOGS / f"mvn-{profile}.log"
+    with open(mvn_log, "wb") as f:
+        r = subprocess.run(
+            ["mvn", "-B", "-Dstyle.color=never", "-f", str(LOCAL / "pom.xml"), f"-P{profile}",
+             "dependency:copy-dependencies", f"-DoutputDirectory={out}"],
+            stdout=f, stderr=subprocess.STDOUT,
+        )
+    if r.returncode != 0:
+        raise SystemExit(f"mvn could not resolve the {profile} jars; see {mvn_log}")
     done.touch()
     return out
 
