@@ -1,15 +1,116 @@
-"""activity-aggregate-updater: Content consumption to course progress, completion and the certificate trigger.
+"""activity-aggregate-updater: content completions -> course progress, completion, certificate trigger.
 
-Not implemented yet (issue #3). The module already accepts every shared option group, so
-``python -m pipelines.activity --help`` documents them and a reference ``--config`` file parses.
+    python -m pipelines.activity --runner=FlinkRunner [--config activity-aggregate-updater.conf]
+    python -m pipelines.activity --input events.jsonl --output_dir out/
+
+Reads ``batch-enrolment-update`` requests (``<env>.coursebatch.job.request``), splits them into
+completed contents, drops completions already processed (the reference's MD5 checksum in the
+Redis dedup store), recomputes each enrolment's progress from its consumption rows and the
+relation cache, writes ``user_content_consumption``, ``user_activity_agg`` and
+``user_enrolments``, and emits AUDIT telemetry and, on the completion transition only, the
+issue-certificate request.
 """
 
-import sys
+from __future__ import annotations
 
-from pipelines.job import not_implemented
+import sys
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from pipelines import job
+from pipelines.io.events import ReadEvents, WriteEvents
+from pipelines.metrics import counter
+from pipelines.transforms import progress as P
+from pipelines.transforms.compute_progress import (
+    AUDIT_TAG,
+    CERT_TAG,
+    PROCESSED_TAG,
+    ComputeProgress,
+    Work,
+    progress_settings,
+)
+from pipelines.transforms.dedup import DedupByMid, MarkSeen
+from pipelines.transforms.failures import FAILED_TAG, failed_event
 
 JOB_NAME = "activity-aggregate-updater"
-main = not_implemented(JOB_NAME, "issue #3")
+FAILED_METRIC = "failed-events-count"
+
+
+def defaults(env: str) -> dict[str, Any]:
+    """The reference conf's topics and group, named for ``job.env`` the way its deployment does."""
+    return {
+        "kafka.input.topic": f"{env}.coursebatch.job.request",
+        "kafka.output.audit.topic": f"{env}.telemetry.raw",
+        "kafka.output.failed.topic": f"{env}.activity.agg.failed",
+        "kafka.output.certissue.topic": f"{env}.issue.certificate.request",
+        "kafka.groupId": f"{env}-activity-aggregate-updater-group",
+    }
+
+
+class SplitUpdates(beam.DoFn):
+    """``batch-enrolment-update`` event -> one ``Work`` per completed content; skips and failures counted."""
+
+    def __init__(self):
+        self.total = counter(JOB_NAME, "total-events-count")
+        self.updates = counter(JOB_NAME, "batch-enrolment-update-count")
+        self.skipped = counter(JOB_NAME, "skipped-events-count")
+        self.ignored = counter(JOB_NAME, "skipped-contents-count")
+        self.failed = counter(JOB_NAME, FAILED_METRIC)
+
+    def process(self, event: dict):
+        self.total.inc()
+        try:
+            completions, ignored = P.split_update_event(event)
+        except P.Skip:
+            self.skipped.inc()
+            return
+        except P.InvalidRequest as e:
+            self.failed.inc()
+            yield pvalue.TaggedOutput(FAILED_TAG, failed_event(JOB_NAME, str(e), event, stage="validate"))
+            return
+        self.updates.inc()
+        self.ignored.inc(ignored)
+        for c in completions:
+            yield Work(c.key, (c,), event)
+
+
+def work_checksum(work: Work) -> str | None:
+    return work.checksum
+
+
+def build(p: beam.Pipeline, opts) -> None:
+    o = job.values(opts)
+    io = job.event_io(opts)
+    buffering = None if job.bounded(opts) else 1.0
+    events, parse_failed = p | "Read" >> ReadEvents(io, o["kafka_input_topic"], JOB_NAME, FAILED_METRIC)
+    split = events | "Split" >> beam.ParDo(SplitUpdates()).with_outputs(FAILED_TAG, main="work")
+    failures = [parse_failed, split[FAILED_TAG]]
+    work = split.work
+    dedup_cfg = job.dedup_redis_config(opts)
+    if o["activity_input_dedup_enabled"]:
+        work, _duplicates, dedup_failed = work | "Dedup" >> DedupByMid(
+            dedup_cfg, JOB_NAME, key_fn=work_checksum, batch_size=o["threshold_batch_read_size"],
+            max_buffering_secs=buffering)
+        failures.append(dedup_failed)
+    out = work | "ComputeProgress" >> ComputeProgress(
+        progress_settings(opts, JOB_NAME, write_consumption=True), o["task_window_shards"],
+        o["threshold_batch_read_size"], buffering)
+    if o["activity_input_dedup_enabled"]:
+        _ = out[PROCESSED_TAG] | "MarkSeen" >> MarkSeen(dedup_cfg, JOB_NAME, o["dedup_redis_database_expiry"],
+                                                        key_fn=work_checksum)
+    out[AUDIT_TAG] | "WriteAudit" >> WriteEvents(io, o["kafka_output_audit_topic"])
+    out[CERT_TAG] | "WriteCertIssue" >> WriteEvents(io, o["kafka_output_certissue_topic"])
+    failures.append(out[FAILED_TAG])
+    tuple(failures) | "Failures" >> beam.Flatten() | "WriteFailed" >> WriteEvents(io, o["kafka_output_failed_topic"])
+
+
+def main(argv=None) -> int:
+    job.setup_logging()
+    job.run(build, argv, defaults)
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

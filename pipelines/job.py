@@ -26,6 +26,7 @@ from pipelines.options import parse_job_options
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_FLINK_JOB_SERVER_JAR = ROOT / ".stack" / "jars" / "flink-job-server.jar"
 Build = Callable[[beam.Pipeline, PipelineOptions], Any]
+Defaults = dict[str, Any] | Callable[[str], dict[str, Any]]
 
 
 def values(opts: PipelineOptions) -> dict[str, Any]:
@@ -50,6 +51,12 @@ def event_io(opts: PipelineOptions) -> EventIO:
         },
     )
     return EventIO(kafka=kafka, input=o.get("input"), output_dir=o.get("output_dir"))
+
+
+def bounded(opts: PipelineOptions) -> bool:
+    """Batch input (JSONL or a Cassandra scan): batches flush at end of input, not on a timer."""
+    o = values(opts)
+    return bool(o.get("input") or o.get("from_cassandra"))
 
 
 def cassandra_config(opts: PipelineOptions, keyspace: str | None = None) -> CassandraConfig:
@@ -94,13 +101,22 @@ def runner_defaults(opts: PipelineOptions, argv: Sequence[str]) -> list[str]:
     return extra
 
 
-def run(build: Build, argv: Sequence[str] | None, defaults: dict[str, Any] | None = None) -> dict[str, int]:
+def job_options(argv: Sequence[str], defaults: Defaults | None) -> PipelineOptions:
+    """Parses a job's options. ``defaults`` may be a function of ``job.env``: the reference names
+    its topics and groups ``${job.env}.<name>``, so the env (flag or conf) is read first."""
+    if callable(defaults):
+        env = values(parse_job_options(list(argv)))["job_env"]
+        defaults = defaults(env)
+    return parse_job_options(list(argv), defaults=defaults or {})
+
+
+def run(build: Build, argv: Sequence[str] | None, defaults: Defaults | None = None) -> dict[str, int]:
     """Builds and runs a job; returns the final counter totals (also printed for batch runs)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    opts = parse_job_options(args, defaults=defaults or {})
+    opts = job_options(args, defaults)
     extra = runner_defaults(opts, args)
     if extra:
-        opts = parse_job_options([*args, *extra], defaults=defaults or {})
+        opts = job_options([*args, *extra], defaults)
     p = beam.Pipeline(options=opts)
     build(p, opts)
     result = p.run()

@@ -68,9 +68,9 @@ class EventIO:
 class ReadEvents(beam.PTransform):
     """``events, failed = p | ReadEvents(io, topic, job_name)``."""
 
-    def __init__(self, io: EventIO, topic: str, job_name: str):
+    def __init__(self, io: EventIO, topic: str, job_name: str, failed_metric: str = "failed-event-count"):
         super().__init__()
-        self.io, self.topic, self.job_name = io, topic, job_name
+        self.io, self.topic, self.job_name, self.failed_metric = io, topic, job_name, failed_metric
 
     def expand(self, pbegin):
         if self.io.batch:
@@ -92,7 +92,7 @@ class ReadEvents(beam.PTransform):
                 )
                 | "Values" >> beam.Map(lambda kv: kv[1])
             )
-        return raw | "ParseEvents" >> ParseEvents(self.job_name, self.io.max_event_bytes)
+        return raw | "ParseEvents" >> ParseEvents(self.job_name, self.io.max_event_bytes, self.failed_metric)
 
 
 def kafka_key(event: dict[str, Any], value: bytes) -> bytes:

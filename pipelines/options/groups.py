@@ -225,6 +225,27 @@ class BatchIOOptions(PipelineOptions):
         add_option(parser, "from_cassandra", default=False, type=parse_bool,
                    help="Batch backfill: take the work items from Cassandra instead of events "
                         "(for jobs that support it).")
+        add_option(parser, "course_id", default=None,
+                   help="Backfill selection (--from_cassandra): the course whose enrolments to process.")
+        add_option(parser, "batch_id", default=None,
+                   help="Backfill selection (--from_cassandra): only this batch of the course.")
+        add_option(parser, "user_id", default=None,
+                   help="Backfill selection (--from_cassandra): only this learner's enrolments.")
+
+
+class ProgressOptions(PipelineOptions):
+    """Course progress jobs (activity-aggregate-updater, enrolment-reconciliation)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        ref_option(parser, "activity.module.aggs.enabled", default=True, type=parse_bool,
+                   help="Also write per-unit (course module) completedCount aggregates.")
+        ref_option(parser, "activity.input.dedup.enabled", default=True, type=parse_bool,
+                   help="Drop content completions already processed (Redis dedup store).")
+        ref_option(parser, "activity.filter.processed.enrolments", default=True, type=parse_bool,
+                   help="Write only enrolments that exist and are not completed yet.")
+        ref_option(parser, "activity.collection.status.cache.expiry", default=3600, type=int,
+                   help="Seconds a collection status from the search service is cached.")
 
 
 class TaskOptions(PipelineOptions):
@@ -259,7 +280,7 @@ class TaskOptions(PipelineOptions):
 
 JOB_GROUPS: tuple[type[PipelineOptions], ...] = (
     ConfigFileOptions, KafkaOptions, CassandraOptions, RedisOptions, ServiceOptions,
-    BatchIOOptions, TaskOptions,
+    BatchIOOptions, TaskOptions, ProgressOptions,
 )
 """The shared groups, in the order ``--help`` shows them."""
 

@@ -13,11 +13,11 @@ DEFAULT_MAX_EVENT_BYTES = 1 << 20
 
 
 class _ParseFn(beam.DoFn):
-    def __init__(self, job_name: str, max_bytes: int):
+    def __init__(self, job_name: str, max_bytes: int, failed_metric: str):
         self.job_name = job_name
         self.max_bytes = max_bytes
         self.parsed = counter(job_name, "parsed-event-count")
-        self.failed = counter(job_name, "failed-event-count")
+        self.failed = counter(job_name, failed_metric)
 
     def process(self, raw):
         try:
@@ -32,12 +32,15 @@ class _ParseFn(beam.DoFn):
 class ParseEvents(beam.PTransform):
     """Returns ``(events, failed)``: parsed dicts, and decorated failed records with the raw payload."""
 
-    def __init__(self, job_name: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES):
+    def __init__(self, job_name: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+                 failed_metric: str = "failed-event-count"):
+        """``failed_metric``: the job's own name for its failure counter (reference names differ)."""
         super().__init__()
         self.job_name = job_name
         self.max_event_bytes = max_event_bytes
+        self.failed_metric = failed_metric
 
     def expand(self, raw):
-        out = raw | "Parse" >> beam.ParDo(_ParseFn(self.job_name, self.max_event_bytes)).with_outputs(
-            FAILED_TAG, main="events")
+        fn = _ParseFn(self.job_name, self.max_event_bytes, self.failed_metric)
+        out = raw | "Parse" >> beam.ParDo(fn).with_outputs(FAILED_TAG, main="events")
         return out.events, out[FAILED_TAG]
