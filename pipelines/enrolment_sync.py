@@ -1,15 +1,142 @@
-"""enrolment-reconciliation: Recomputes enrolment progress on request, or from Cassandra as a backfill.
+"""enrolment-reconciliation: recompute enrolments' progress from their stored consumption.
 
-Not implemented yet (issue #3). The module already accepts every shared option group, so
-``python -m pipelines.enrolment_sync --help`` documents them and a reference ``--config`` file parses.
+    python -m pipelines.enrolment_sync --runner=FlinkRunner              # user-enrolment-sync requests
+    python -m pipelines.enrolment_sync --input requests.jsonl --output_dir out/
+    python -m pipelines.enrolment_sync --from_cassandra --course_id=C [--batch_id=B] [--user_id=U] --output_dir out/
+
+Streaming and JSONL modes read ``user-enrolment-sync`` requests (``<env>.batch.enrolment.sync.request``).
+``--from_cassandra`` needs no Kafka replay: it reads the enrolments of a course (optionally one
+batch or one learner) from ``user_enrolments`` and recomputes each one, so after a course is
+republished with a changed tree every enrolment gets its right progress back. Either way the
+result is the same writes and events as the activity job, minus consumption writes, and the
+completion (with its certificate request) happens only for enrolments not completed yet.
+Outputs go to Kafka unless ``--output_dir`` is given (Kafka output needs a portable runner such
+as FlinkRunner; DirectRunner cannot run Beam's Java Kafka transforms).
 """
 
-import sys
+from __future__ import annotations
 
-from pipelines.job import not_implemented
+import sys
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from pipelines import job
+from pipelines.io.cassandra import CassandraClient, CassandraConfig
+from pipelines.io.events import ReadEvents, WriteEvents
+from pipelines.metrics import counter
+from pipelines.transforms import progress as P
+from pipelines.transforms.compute_progress import AUDIT_TAG, CERT_TAG, ComputeProgress, Work, progress_settings
+from pipelines.transforms.failures import FAILED_TAG, failed_event
 
 JOB_NAME = "enrolment-reconciliation"
-main = not_implemented(JOB_NAME, "issue #3")
+FAILED_METRIC = "failed-events-count"
+
+
+def defaults(env: str) -> dict[str, Any]:
+    return {
+        "kafka.input.topic": f"{env}.batch.enrolment.sync.request",
+        "kafka.output.audit.topic": f"{env}.telemetry.raw",
+        "kafka.output.failed.topic": f"{env}.enrolment.reconciliation.failed",
+        "kafka.output.certissue.topic": f"{env}.issue.certificate.request",
+        "kafka.groupId": f"{env}-enrolment-reconciliation-group",
+    }
+
+
+class ParseSyncRequests(beam.DoFn):
+    def __init__(self):
+        self.total = counter(JOB_NAME, "total-events-count")
+        self.skipped = counter(JOB_NAME, "skipped-events-count")
+        self.failed = counter(JOB_NAME, FAILED_METRIC)
+
+    def process(self, event: dict):
+        self.total.inc()
+        try:
+            key = P.parse_sync_event(event)
+        except P.Skip:
+            self.skipped.inc()
+            return
+        except P.InvalidRequest as e:
+            self.failed.inc()
+            yield pvalue.TaggedOutput(FAILED_TAG, failed_event(JOB_NAME, str(e), event, stage="validate"))
+            return
+        yield Work(key, (), event)
+
+
+def scan_query(table: str, course_id: str, batch_id: str | None, user_id: str | None) -> tuple[str, list[str]]:
+    """The CQL that selects a backfill's enrolments, with its parameters.
+
+    With a learner it is a partition read. Without one it filters on the clustering column of
+    every partition (``ALLOW FILTERING``): a full scan, which is what a course-wide backfill is;
+    the driver pages through it.
+    """
+    cols = f"SELECT userid, courseid, batchid FROM {table}"
+    if user_id:
+        where, params = "userid = ? AND courseid = ?", [user_id, course_id]
+        if batch_id:
+            where, params = where + " AND batchid = ?", params + [batch_id]
+        return f"{cols} WHERE {where}", params
+    where, params = "courseid = ?", [course_id]
+    if batch_id:
+        where, params = where + " AND batchid = ?", params + [batch_id]
+    return f"{cols} WHERE {where} ALLOW FILTERING", params
+
+
+class ScanEnrolments(beam.DoFn):
+    """Backfill source: the selected enrolments as ``Work`` to recompute."""
+
+    def __init__(self, cfg: CassandraConfig, table: str):
+        self.cfg, self.table = cfg, table
+        self.scanned = counter(JOB_NAME, "scanned-enrolment-count")
+
+    def setup(self):
+        self.db = CassandraClient(self.cfg)
+
+    def process(self, selection: tuple[str, str | None, str | None]):
+        course_id, batch_id, user_id = selection
+        cql, params = scan_query(f"{self.cfg.keyspace}.{self.table}", course_id, batch_id, user_id)
+        for row in self.db.execute(cql, params):
+            self.scanned.inc()
+            yield Work(P.EnrolmentKey(row.userid, row.courseid, row.batchid))
+
+    def teardown(self):
+        self.db.close()
+
+
+def build(p: beam.Pipeline, opts) -> None:
+    o = job.values(opts)
+    io = job.event_io(opts)
+    failures = []
+    if o["from_cassandra"]:
+        if not o.get("course_id"):
+            raise SystemExit("--from_cassandra needs --course_id (and optionally --batch_id, --user_id)")
+        work = (
+            p
+            | "Selection" >> beam.Create([(o["course_id"], o.get("batch_id"), o.get("user_id"))])
+            | "ScanEnrolments" >> beam.ParDo(ScanEnrolments(job.cassandra_config(opts),
+                                                            o["lms_cassandra_user_enrolments_table"]))
+            | "Spread" >> beam.Reshuffle()
+        )
+    else:
+        events, parse_failed = p | "Read" >> ReadEvents(io, o["kafka_input_topic"], JOB_NAME, FAILED_METRIC)
+        parsed = events | "ParseSync" >> beam.ParDo(ParseSyncRequests()).with_outputs(FAILED_TAG, main="work")
+        work = parsed.work
+        failures += [parse_failed, parsed[FAILED_TAG]]
+    out = work | "ComputeProgress" >> ComputeProgress(
+        progress_settings(opts, JOB_NAME, write_consumption=False), o["task_window_shards"],
+        o["threshold_batch_read_size"], None if job.bounded(opts) else 1.0)
+    out[AUDIT_TAG] | "WriteAudit" >> WriteEvents(io, o["kafka_output_audit_topic"])
+    out[CERT_TAG] | "WriteCertIssue" >> WriteEvents(io, o["kafka_output_certissue_topic"])
+    failures.append(out[FAILED_TAG])
+    tuple(failures) | "Failures" >> beam.Flatten() | "WriteFailed" >> WriteEvents(io, o["kafka_output_failed_topic"])
+
+
+def main(argv=None) -> int:
+    job.setup_logging()
+    job.run(build, argv, defaults)
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())
