@@ -105,7 +105,8 @@ def job_options(argv: Sequence[str], defaults: Defaults | None) -> PipelineOptio
     """Parses a job's options. ``defaults`` may be a function of ``job.env``: the reference names
     its topics and groups ``${job.env}.<name>``, so the env (flag or conf) is read first."""
     if callable(defaults):
-        env = values(parse_job_options(list(argv)))["job_env"]
+        # Without -h: the first pass only reads the env, so that --help then shows its defaults.
+        env = values(parse_job_options([a for a in argv if a not in ("-h", "--help")]))["job_env"]
         defaults = defaults(env)
     return parse_job_options(list(argv), defaults=defaults or {})
 
