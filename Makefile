@@ -43,7 +43,7 @@ status:
 	@$(PYTHON) local/stack.py status
 
 lint: install
-	$(PY) -m ruff check pipelines local tests
+	$(PY) -m ruff check pipelines local tests bench
 
 test-unit: install
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
