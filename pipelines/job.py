@@ -101,23 +101,26 @@ def runner_defaults(opts: PipelineOptions, argv: Sequence[str]) -> list[str]:
     return extra
 
 
-def job_options(argv: Sequence[str], defaults: Defaults | None) -> PipelineOptions:
+def job_options(argv: Sequence[str], defaults: Defaults | None,
+                extra_groups: Sequence[type[PipelineOptions]] = ()) -> PipelineOptions:
     """Parses a job's options. ``defaults`` may be a function of ``job.env``: the reference names
-    its topics and groups ``${job.env}.<name>``, so the env (flag or conf) is read first."""
+    its topics and groups ``${job.env}.<name>``, so the env (flag or conf) is read first.
+    ``extra_groups`` are the job's own option groups (keys no other job reads)."""
     if callable(defaults):
         # Without -h: the first pass only reads the env, so that --help then shows its defaults.
-        env = values(parse_job_options([a for a in argv if a not in ("-h", "--help")]))["job_env"]
-        defaults = defaults(env)
-    return parse_job_options(list(argv), defaults=defaults or {})
+        first = parse_job_options([a for a in argv if a not in ("-h", "--help")], extra_groups=extra_groups)
+        defaults = defaults(values(first)["job_env"])
+    return parse_job_options(list(argv), extra_groups=extra_groups, defaults=defaults or {})
 
 
-def run(build: Build, argv: Sequence[str] | None, defaults: Defaults | None = None) -> dict[str, int]:
+def run(build: Build, argv: Sequence[str] | None, defaults: Defaults | None = None,
+        extra_groups: Sequence[type[PipelineOptions]] = ()) -> dict[str, int]:
     """Builds and runs a job; returns the final counter totals (also printed for batch runs)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    opts = job_options(args, defaults)
+    opts = job_options(args, defaults, extra_groups)
     extra = runner_defaults(opts, args)
     if extra:
-        opts = job_options([*args, *extra], defaults)
+        opts = job_options([*args, *extra], defaults, extra_groups)
     p = beam.Pipeline(options=opts)
     build(p, opts)
     result = p.run()
