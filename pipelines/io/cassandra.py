@@ -28,7 +28,7 @@ class CassandraConfig:
     port: int = 9042
     keyspace: str | None = None
     consistency: str = "LOCAL_QUORUM"
-    concurrency: int = 64
+    concurrency: int = 128
     request_timeout_secs: float = 20.0
 
 
