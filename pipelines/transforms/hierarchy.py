@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from decimal import Decimal
 from typing import Any, NamedTuple
+
+from pipelines.transforms.javafmt import java_double_to_string
 
 COLLECTION_MIME_TYPE = "application/vnd.ekstep.content-collection"
 ALLOWED_ACTIONS = ("post-publish-process", "relation-cache-update")
@@ -322,30 +323,11 @@ def _java_string(s: str) -> str:
 
 
 def java_double(x: float) -> str:
-    """A double as Jackson writes it (Java's ``Double.toString``): ``7.0``, ``1.593769627322E12``,
-    ``1.0E-4``; plain notation only for magnitudes in [1e-3, 1e7). NaN and infinities are quoted,
-    as Jackson does by default. Digits are the shortest that round-trip (JDK 19+ behaviour)."""
-    if math.isnan(x):
-        return '"NaN"'
-    if math.isinf(x):
-        return '"Infinity"' if x > 0 else '"-Infinity"'
-    if x == 0:
-        return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
-    sign = "-" if x < 0 else ""
-    t = Decimal(repr(abs(x))).as_tuple()
-    digits = "".join(map(str, t.digits))
-    exp = int(t.exponent)
-    stripped = digits.rstrip("0")
-    exp += len(digits) - len(stripped)
-    digits = stripped
-    e = len(digits) + exp - 1  # value = d.ddd * 10^e
-    if 1e-3 <= abs(x) < 1e7:
-        if e >= 0:
-            whole, frac = digits[:e + 1].ljust(e + 1, "0"), digits[e + 1:] or "0"
-        else:
-            whole, frac = "0", "0" * (-e - 1) + digits
-        return f"{sign}{whole}.{frac}"
-    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{e}"
+    """A double as Jackson writes it: Java's ``Double.toString`` (``7.0``, ``1.593769627322E12``,
+    ``1.0E-4``), except that NaN and infinities are quoted, as Jackson does by default."""
+    if math.isnan(x) or math.isinf(x):
+        return f'"{java_double_to_string(x)}"'
+    return java_double_to_string(x)
 
 
 def java_json(value: Any) -> str:
