@@ -33,6 +33,23 @@ def payload_text(raw: bytes | str) -> str:
     return raw
 
 
+MAX_DEPTH = 64
+
+
+def nesting_depth(value: Any) -> int:
+    """Depth of nested objects/arrays, computed without recursion (a hostile event cannot blow the stack)."""
+    depth, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            depth = max(depth, d)
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            depth = max(depth, d)
+            stack.extend((x, d + 1) for x in v)
+    return depth
+
+
 def parse_event(raw: bytes | str, max_bytes: int) -> dict:
     """Parses one record into an event dict, or raises InvalidEvent with a reason."""
     size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
@@ -51,4 +68,7 @@ def parse_event(raw: bytes | str, max_bytes: int) -> dict:
         raise InvalidEvent(f"malformed JSON: {e}") from None
     if not isinstance(event, dict):
         raise InvalidEvent(f"event must be a JSON object, got {type(event).__name__}")
+    if nesting_depth(event) > MAX_DEPTH:
+        # Every later step (serialising, decorating) walks the event; no real event nests this deep.
+        raise InvalidEvent(f"event nests deeper than {MAX_DEPTH} levels")
     return event

@@ -36,6 +36,14 @@ def test_parse_event_rejects_pathologically_deep_json():
         parse_event("[" * 100000 + "]" * 100000, 1 << 20)
 
 
+def test_parse_event_rejects_events_nested_deeper_than_the_limit():
+    deep = '{"a":' * 65 + "1" + "}" * 65
+    with pytest.raises(InvalidEvent, match="nests deeper than 64 levels"):
+        parse_event(deep, 1 << 20)
+    ok = '{"a":' * 63 + "1" + "}" * 63
+    assert parse_event(ok, 1 << 20)["a"]
+
+
 def test_dumps_drops_nulls_at_every_level_like_jackson_non_null():
     assert json.loads(dumps({"a": None, "b": {"c": None, "d": 1}, "e": [{"f": None}]})) == {
         "b": {"d": 1}, "e": [{}]}
