@@ -1,15 +1,114 @@
-"""collection-cert-pre-processor: Validates certificate criteria and builds generate-certificate events.
+"""collection-cert-pre-processor: issue-certificate requests -> criteria -> generate-certificate events.
 
-Not implemented yet (issue #5). The module already accepts every shared option group, so
-``python -m pipelines.cert_preprocess --help`` documents them and a reference ``--config`` file parses.
+    python -m pipelines.cert_preprocess --runner=FlinkRunner [--config collection-cert-pre-processor.conf]
+    python -m pipelines.cert_preprocess --input requests.jsonl --output_dir out/
+    python -m pipelines.cert_preprocess --from_cassandra --course_id=C [--batch_id=B] [--user_id=U] --output_dir out/
+
+Reads ``issue-certificate`` requests (``<env>.issue.certificate.request``), reads the batch's
+``course_batch.cert_templates``, and for every SVG template whose criteria the learner meets
+(enrolment status, assessment score, user profile; see ``pipelines.transforms.certificates``)
+emits a ``generate-certificate`` event to ``<env>.generate.certificate.request``.
+``--from_cassandra`` backfills a batch: every completed enrolment (status 2) becomes a request,
+and templates already issued to the learner are skipped, so only what is missing is requested
+(the generator's claim makes each issuance happen once even if a request is repeated).
 """
 
-import sys
+from __future__ import annotations
 
-from pipelines.job import not_implemented
+import sys
+import time
+from typing import Any
+
+import apache_beam as beam
+
+from pipelines import job
+from pipelines.io.cassandra import CassandraClient, CassandraConfig
+from pipelines.io.events import ReadEvents, WriteEvents
+from pipelines.metrics import counter
+from pipelines.transforms.cert_store import PreprocessFn, cert_settings
+from pipelines.transforms.certificates import CertOptions, issue_request_for
+from pipelines.transforms.failures import FAILED_TAG
 
 JOB_NAME = "collection-cert-pre-processor"
-main = not_implemented(JOB_NAME, "issue #5")
+FAILED_METRIC = "failed-events-count"
+
+
+def defaults(env: str) -> dict[str, Any]:
+    return {
+        "kafka.input.topic": f"{env}.issue.certificate.request",
+        "kafka.output.topic": f"{env}.generate.certificate.request",
+        "kafka.output.failed.topic": f"{env}.issue.certificate.failed",
+        "kafka.groupId": f"{env}-collection-cert-pre-processor-group",
+        "content_read_api": "/content/v3/read",
+        "user_read_api": "/private/user/v1/read",
+    }
+
+
+def scan_query(table: str, course_id: str, batch_id: str | None, user_id: str | None) -> tuple[str, list[str]]:
+    cols = f"SELECT userid, courseid, batchid, status FROM {table}"
+    if user_id:
+        where, params = "userid = ? AND courseid = ?", [user_id, course_id]
+        if batch_id:
+            where, params = where + " AND batchid = ?", params + [batch_id]
+        return f"{cols} WHERE {where}", params
+    where, params = "courseid = ?", [course_id]
+    if batch_id:
+        where, params = where + " AND batchid = ?", params + [batch_id]
+    return f"{cols} WHERE {where} ALLOW FILTERING", params
+
+
+class ScanCompleted(beam.DoFn):
+    """Backfill source: an issue-certificate request per completed enrolment of the selection."""
+
+    def __init__(self, cfg: CassandraConfig, table: str):
+        self.cfg, self.table = cfg, table
+        self.scanned = counter(JOB_NAME, "scanned-enrolment-count")
+
+    def setup(self):
+        self.db = CassandraClient(self.cfg)
+
+    def process(self, selection):
+        course_id, batch_id, user_id = selection
+        cql, params = scan_query(f"{self.cfg.keyspace}.{self.table}", course_id, batch_id, user_id)
+        now_ms = int(time.time() * 1000)
+        for row in self.db.execute(cql, params):
+            self.scanned.inc()
+            if row.status == 2:
+                yield issue_request_for(row.userid, row.courseid, row.batchid, now_ms)
+
+    def teardown(self):
+        self.db.close()
+
+
+def build(p: beam.Pipeline, opts) -> None:
+    o = job.values(opts)
+    io = job.event_io(opts)
+    failures = []
+    if o["from_cassandra"]:
+        if not o.get("course_id"):
+            raise SystemExit("--from_cassandra needs --course_id (and optionally --batch_id, --user_id)")
+        requests = (
+            p
+            | "Selection" >> beam.Create([(o["course_id"], o.get("batch_id"), o.get("user_id"))])
+            | "ScanCompleted" >> beam.ParDo(ScanCompleted(job.cassandra_config(opts),
+                                                          o["lms_cassandra_user_enrolments_table"]))
+            | "Spread" >> beam.Reshuffle()
+        )
+    else:
+        requests, parse_failed = p | "Read" >> ReadEvents(io, o["kafka_input_topic"], JOB_NAME, FAILED_METRIC)
+        failures.append(parse_failed)
+    out = requests | "Preprocess" >> beam.ParDo(PreprocessFn(cert_settings(opts, JOB_NAME))).with_outputs(
+        FAILED_TAG, main="generate")
+    out.generate | "WriteGenerate" >> WriteEvents(io, o["kafka_output_topic"])
+    failures.append(out[FAILED_TAG])
+    tuple(failures) | "Failures" >> beam.Flatten() | "WriteFailed" >> WriteEvents(io, o["kafka_output_failed_topic"])
+
+
+def main(argv=None) -> int:
+    job.setup_logging()
+    job.run(build, argv, defaults, extra_groups=(CertOptions,))
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())
