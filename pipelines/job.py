@@ -53,10 +53,14 @@ def event_io(opts: PipelineOptions) -> EventIO:
     return EventIO(kafka=kafka, input=o.get("input"), output_dir=o.get("output_dir"))
 
 
+BOUNDED_SOURCES = ("input", "from_cassandra", "user_ids", "user_ids_file")
+"""Options that replace the Kafka source with a bounded one (JSONL, a Cassandra scan, a list of ids)."""
+
+
 def bounded(opts: PipelineOptions) -> bool:
-    """Batch input (JSONL or a Cassandra scan): batches flush at end of input, not on a timer."""
+    """A bounded run: batches flush at end of input, not on a timer, and the job is not streaming."""
     o = values(opts)
-    return bool(o.get("input") or o.get("from_cassandra"))
+    return any(o.get(name) for name in BOUNDED_SOURCES)
 
 
 def cassandra_config(opts: PipelineOptions, keyspace: str | None = None) -> CassandraConfig:
@@ -76,7 +80,7 @@ def dedup_redis_config(opts: PipelineOptions) -> RedisConfig:
 def runner_defaults(opts: PipelineOptions, argv: Sequence[str]) -> list[str]:
     """Flags a job adds for its runner unless the operator gave them.
 
-    Streaming unless ``--input``/``--from_cassandra``. On Flink: checkpoints every
+    Streaming unless a bounded source is given (``BOUNDED_SOURCES``). On Flink: checkpoints every
     ``task.checkpointing.interval`` ms like the reference (Kafka offsets are committed when a
     checkpoint completes, so without checkpoints a restarted job would re-read everything), except
     for a bounded read (``--max_num_records``/``--max_read_time_secs``): with checkpointing on,
@@ -88,11 +92,11 @@ def runner_defaults(opts: PipelineOptions, argv: Sequence[str]) -> list[str]:
     o = values(opts)
     given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
     extra: list[str] = []
-    if not o.get("input") and not o.get("from_cassandra") and "--streaming" not in given:
+    if not bounded(opts) and "--streaming" not in given:
         extra.append("--streaming")
     if opts.view_as(StandardOptions).runner in ("FlinkRunner", "flink"):
-        bounded = o.get("max_num_records") is not None or o.get("max_read_time_secs") is not None
-        if "--checkpointing_interval" not in given and not bounded:
+        bounded_read = o.get("max_num_records") is not None or o.get("max_read_time_secs") is not None
+        if "--checkpointing_interval" not in given and not bounded_read:
             extra.append(f"--checkpointing_interval={o['task_checkpointing_interval']}")
         if not given & {"--flink_job_server_jar", "--job_endpoint"} and LOCAL_FLINK_JOB_SERVER_JAR.exists():
             extra.append(f"--flink_job_server_jar={LOCAL_FLINK_JOB_SERVER_JAR}")
