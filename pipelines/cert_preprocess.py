@@ -22,11 +22,10 @@ from typing import Any
 import apache_beam as beam
 
 from pipelines import job
-from pipelines.io.cassandra import CassandraClient, CassandraConfig
 from pipelines.io.events import ReadEvents, WriteEvents
-from pipelines.metrics import counter
 from pipelines.transforms.cert_store import PreprocessFn, cert_settings
 from pipelines.transforms.certificates import CertOptions, issue_request_for
+from pipelines.transforms.enrolment_scan import ScanEnrolments, selection
 from pipelines.transforms.failures import FAILED_TAG
 
 JOB_NAME = "collection-cert-pre-processor"
@@ -44,40 +43,11 @@ def defaults(env: str) -> dict[str, Any]:
     }
 
 
-def scan_query(table: str, course_id: str, batch_id: str | None, user_id: str | None) -> tuple[str, list[str]]:
-    cols = f"SELECT userid, courseid, batchid, status FROM {table}"
-    if user_id:
-        where, params = "userid = ? AND courseid = ?", [user_id, course_id]
-        if batch_id:
-            where, params = where + " AND batchid = ?", params + [batch_id]
-        return f"{cols} WHERE {where}", params
-    where, params = "courseid = ?", [course_id]
-    if batch_id:
-        where, params = where + " AND batchid = ?", params + [batch_id]
-    return f"{cols} WHERE {where} ALLOW FILTERING", params
-
-
-class ScanCompleted(beam.DoFn):
-    """Backfill source: an issue-certificate request per completed enrolment of the selection."""
-
-    def __init__(self, cfg: CassandraConfig, table: str):
-        self.cfg, self.table = cfg, table
-        self.scanned = counter(JOB_NAME, "scanned-enrolment-count")
-
-    def setup(self):
-        self.db = CassandraClient(self.cfg)
-
-    def process(self, selection):
-        course_id, batch_id, user_id = selection
-        cql, params = scan_query(f"{self.cfg.keyspace}.{self.table}", course_id, batch_id, user_id)
-        now_ms = int(time.time() * 1000)
-        for row in self.db.execute(cql, params):
-            self.scanned.inc()
-            if row.status == 2:
-                yield issue_request_for(row.userid, row.courseid, row.batchid, now_ms)
-
-    def teardown(self):
-        self.db.close()
+def completed_request(row):
+    """A backfill row -> an issue-certificate request, for completed enrolments only."""
+    if row.status != 2:
+        return None
+    return issue_request_for(row.userid, row.courseid, row.batchid, int(time.time() * 1000))
 
 
 def build(p: beam.Pipeline, opts) -> None:
@@ -85,15 +55,9 @@ def build(p: beam.Pipeline, opts) -> None:
     io = job.event_io(opts)
     failures = []
     if o["from_cassandra"]:
-        if not o.get("course_id"):
-            raise SystemExit("--from_cassandra needs --course_id (and optionally --batch_id, --user_id)")
-        requests = (
-            p
-            | "Selection" >> beam.Create([(o["course_id"], o.get("batch_id"), o.get("user_id"))])
-            | "ScanCompleted" >> beam.ParDo(ScanCompleted(job.cassandra_config(opts),
-                                                          o["lms_cassandra_user_enrolments_table"]))
-            | "Spread" >> beam.Reshuffle()
-        )
+        requests = p | "ScanCompleted" >> ScanEnrolments(
+            job.cassandra_config(opts), o["lms_cassandra_user_enrolments_table"], selection(o), completed_request,
+            JOB_NAME, columns=("userid", "courseid", "batchid", "status"))
     else:
         requests, parse_failed = p | "Read" >> ReadEvents(io, o["kafka_input_topic"], JOB_NAME, FAILED_METRIC)
         failures.append(parse_failed)

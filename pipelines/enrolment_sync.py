@@ -23,11 +23,11 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from pipelines import job
-from pipelines.io.cassandra import CassandraClient, CassandraConfig
 from pipelines.io.events import ReadEvents, WriteEvents
 from pipelines.metrics import counter
 from pipelines.transforms import progress as P
 from pipelines.transforms.compute_progress import AUDIT_TAG, CERT_TAG, ComputeProgress, Work, progress_settings
+from pipelines.transforms.enrolment_scan import ScanEnrolments, selection
 from pipelines.transforms.failures import FAILED_TAG, failed_event
 
 JOB_NAME = "enrolment-reconciliation"
@@ -64,44 +64,8 @@ class ParseSyncRequests(beam.DoFn):
         yield Work(key, (), event)
 
 
-def scan_query(table: str, course_id: str, batch_id: str | None, user_id: str | None) -> tuple[str, list[str]]:
-    """The CQL that selects a backfill's enrolments, with its parameters.
-
-    With a learner it is a partition read. Without one it filters on the clustering column of
-    every partition (``ALLOW FILTERING``): a full scan, which is what a course-wide backfill is;
-    the driver pages through it.
-    """
-    cols = f"SELECT userid, courseid, batchid FROM {table}"
-    if user_id:
-        where, params = "userid = ? AND courseid = ?", [user_id, course_id]
-        if batch_id:
-            where, params = where + " AND batchid = ?", params + [batch_id]
-        return f"{cols} WHERE {where}", params
-    where, params = "courseid = ?", [course_id]
-    if batch_id:
-        where, params = where + " AND batchid = ?", params + [batch_id]
-    return f"{cols} WHERE {where} ALLOW FILTERING", params
-
-
-class ScanEnrolments(beam.DoFn):
-    """Backfill source: the selected enrolments as ``Work`` to recompute."""
-
-    def __init__(self, cfg: CassandraConfig, table: str):
-        self.cfg, self.table = cfg, table
-        self.scanned = counter(JOB_NAME, "scanned-enrolment-count")
-
-    def setup(self):
-        self.db = CassandraClient(self.cfg)
-
-    def process(self, selection: tuple[str, str | None, str | None]):
-        course_id, batch_id, user_id = selection
-        cql, params = scan_query(f"{self.cfg.keyspace}.{self.table}", course_id, batch_id, user_id)
-        for row in self.db.execute(cql, params):
-            self.scanned.inc()
-            yield Work(P.EnrolmentKey(row.userid, row.courseid, row.batchid))
-
-    def teardown(self):
-        self.db.close()
+def enrolment_work(row) -> Work:
+    return Work(P.EnrolmentKey(row.userid, row.courseid, row.batchid))
 
 
 def build(p: beam.Pipeline, opts) -> None:
@@ -109,15 +73,9 @@ def build(p: beam.Pipeline, opts) -> None:
     io = job.event_io(opts)
     failures = []
     if o["from_cassandra"]:
-        if not o.get("course_id"):
-            raise SystemExit("--from_cassandra needs --course_id (and optionally --batch_id, --user_id)")
-        work = (
-            p
-            | "Selection" >> beam.Create([(o["course_id"], o.get("batch_id"), o.get("user_id"))])
-            | "ScanEnrolments" >> beam.ParDo(ScanEnrolments(job.cassandra_config(opts),
-                                                            o["lms_cassandra_user_enrolments_table"]))
-            | "Spread" >> beam.Reshuffle()
-        )
+        work = p | "ScanEnrolments" >> ScanEnrolments(
+            job.cassandra_config(opts), o["lms_cassandra_user_enrolments_table"], selection(o), enrolment_work,
+            JOB_NAME)
     else:
         events, parse_failed = p | "Read" >> ReadEvents(io, o["kafka_input_topic"], JOB_NAME, FAILED_METRIC)
         parsed = events | "ParseSync" >> beam.ParDo(ParseSyncRequests()).with_outputs(FAILED_TAG, main="work")
