@@ -38,7 +38,7 @@ from pipelines.transforms.notification import (
     sent_keys,
 )
 
-JOB_NAME = "notification-job"
+JOB_NAME = "notification-trigger"  # the reference job name: metric group and failed-event jobName
 DEAD_LETTER_METRIC = "dead-letter-events-count"
 
 

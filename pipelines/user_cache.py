@@ -28,7 +28,7 @@ from pipelines.options.fields import add_option, parse_bool, parse_json, ref_opt
 from pipelines.transforms.failures import FAILED_TAG
 from pipelines.transforms.user_cache import REMOVABLE_FIELDS, CacheSettings, UpdateUserCache
 
-JOB_NAME = "user-cache-updater-2.0"
+JOB_NAME = "UserCacheUpdaterJobV2"  # the reference job name: metric group and failed-event jobName
 FAILED_METRIC = "failed-message-count"
 DEFAULT_USER_READ_API = "/api/user/v1/read/"
 

@@ -182,7 +182,7 @@ def test_bad_input_and_smtp_refusal_are_accounted(stack, providers, tmp_path, ru
     assert set(reasons) == {f"NS.{run_id}.mode", f"NS.{run_id}.noids", f"NS.{run_id}.badaddr", "raw"}
     assert "unknown notification mode" in reasons[f"NS.{run_id}.mode"]
     assert "without ids" in reasons[f"NS.{run_id}.noids"] and "not an address" in reasons[f"NS.{run_id}.badaddr"]
-    assert all(f["jobName"] == "notification-job" for f in failed)
+    assert all(f["jobName"] == "notification-trigger" for f in failed)
     requeued = read(out, "lms.notification")
     assert sorted((r["mid"], r["edata"]["iteration"]) for r in requeued) == [
         (f"NS.{run_id}.fcmfail", 2), (f"NS.{run_id}.sms500", 2)]
