@@ -35,3 +35,13 @@ def stack() -> dict[str, int]:
 def run_id() -> str:
     """A unique prefix for ids this test writes, so tests never see each other's rows or keys."""
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def cql(stack):
+    """A session on the LMS keyspace of the local Cassandra."""
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster([HOST], port=stack["cassandra"])
+    yield cluster.connect("sunbird_courses")
+    cluster.shutdown()

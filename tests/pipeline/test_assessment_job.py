@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import redis
 import requests
-from cassandra.cluster import Cluster
 
-from pipelines import assessment, job
+from pipelines import assessment
+from tests.batch_runs import read_topic, run_job
 
 EMULATOR = "http://127.0.0.1:9000"
 T0 = 1_700_000_000_000
@@ -29,13 +29,6 @@ DECORATION = ("jobName", "failInfo", "flags", "metadata")
 
 def ms(dt: datetime | None) -> int | None:
     return None if dt is None else round((dt - EPOCH) / timedelta(milliseconds=1))
-
-
-@pytest.fixture(scope="module")
-def cql(stack):
-    cluster = Cluster(["127.0.0.1"], port=stack["cassandra"])
-    yield cluster.connect("sunbird_courses")
-    cluster.shutdown()
 
 
 @pytest.fixture
@@ -78,12 +71,8 @@ def recompute(c, user, **top):
 
 
 def run(tmp_path: Path, name: str, lines: list, *extra: str) -> tuple[dict, Path]:
-    out = tmp_path / name
-    inp = tmp_path / f"{name}.jsonl"
-    inp.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
-    totals = job.run(assessment.build, ["--input", str(inp), "--output_dir", str(out), *extra], assessment.defaults,
-                     extra_groups=(assessment.AssessmentOptions,))
-    return totals, out
+    return run_job(assessment, tmp_path, name, lines, *extra, extra_groups=(assessment.AssessmentOptions,),
+                   keep_namespace=True)
 
 
 def metric(totals: dict, name: str, score: bool = False) -> int:
@@ -92,8 +81,7 @@ def metric(totals: dict, name: str, score: bool = False) -> int:
 
 
 def read(out: Path, topic: str) -> list[dict]:
-    path = out / f"local.{topic}.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return read_topic(out, topic)
 
 
 def attempt_rows(cql, c, user) -> dict:

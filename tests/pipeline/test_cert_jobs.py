@@ -9,13 +9,12 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 import requests
-from cassandra.cluster import Cluster
 
-from pipelines import cert_generate, cert_preprocess, job
+from pipelines import cert_generate, cert_preprocess
 from pipelines.transforms import cert_store
 from pipelines.transforms import certificates as C
+from tests.batch_runs import read_topic, run_job
 
 EMULATOR = "http://127.0.0.1:9000"
 RC_PATH = "/api/v1/TrainingCertificate"
@@ -75,20 +74,11 @@ def issue_request(c: dict, suffix: str, re_issue: bool = False) -> dict:
 
 
 def run(module, tmp_path: Path, name: str, lines: list | None, *extra: str) -> tuple[dict, Path]:
-    out = tmp_path / name
-    args = list(extra)
-    if lines is not None:
-        inp = tmp_path / f"{name}.jsonl"
-        inp.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
-        args = ["--input", str(inp), *args]
-    totals = job.run(module.build, [*args, "--output_dir", str(out)], module.defaults,
-                     extra_groups=(C.CertOptions,))
-    return {k.split(":", 1)[1]: v for k, v in totals.items()}, out
+    return run_job(module, tmp_path, name, lines, *extra, extra_groups=(C.CertOptions,))
 
 
 def read(out: Path, topic: str) -> list[dict]:
-    path = out / f"local.{topic}.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    return read_topic(out, topic, missing_ok=True)
 
 
 def emulator_requests(path_prefix: str, method: str | None = None) -> list[dict]:
@@ -106,13 +96,6 @@ def issued(cql, c: dict, suffix: str) -> list[dict]:
     row = cql.execute("SELECT issued_certificates FROM user_enrolments WHERE userid=%s AND courseid=%s AND "
                       "batchid=%s", (c["uid"](suffix), c["course"], c["batch"])).one()
     return [dict(x) for x in (row.issued_certificates or [])]
-
-
-@pytest.fixture(scope="module")
-def cql(stack):
-    cluster = Cluster(["127.0.0.1"], port=stack["cassandra"])
-    yield cluster.connect("sunbird_courses")
-    cluster.shutdown()
 
 
 def preprocess(tmp_path, name, lines, *extra):

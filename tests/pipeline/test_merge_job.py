@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from cassandra.cluster import Cluster
 
-from pipelines import enrolment_sync, job, merge_courses
+from pipelines import enrolment_sync, merge_courses
 from pipelines.transforms import merge as M
+from tests.batch_runs import read_topic, run_job
 from tests.progress_data import seed_course
 
 Question = namedtuple("Question", "id assess_ts max_score score type title resvalues params description duration")
@@ -28,13 +28,6 @@ OUT = {"sync": "coursebatch.job.request", "enrolment_sync": "batch.enrolment.syn
 
 def ts(*args) -> datetime:
     return datetime(*args)
-
-
-@pytest.fixture(scope="module")
-def cql(stack):
-    cluster = Cluster(["127.0.0.1"], port=stack["cassandra"])
-    yield cluster.connect("sunbird_courses")
-    cluster.shutdown()
 
 
 @pytest.fixture
@@ -78,20 +71,12 @@ def snapshot(cql, s: dict) -> dict:
 
 
 def run(module, tmp_path: Path, name: str, lines: list | None, *extra: str) -> tuple[dict, Path]:
-    out = tmp_path / name
-    args = list(extra)
-    if lines is not None:
-        inp = tmp_path / f"{name}.jsonl"
-        inp.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
-        args = ["--input", str(inp), *args]
     groups = merge_courses.EXTRA_GROUPS if module is merge_courses else ()
-    totals = job.run(module.build, [*args, "--output_dir", str(out)], module.defaults, extra_groups=groups)
-    return {k.split(":", 1)[1]: v for k, v in totals.items() if k.startswith(module.JOB_NAME + ":")}, out
+    return run_job(module, tmp_path, name, lines, *extra, extra_groups=groups)
 
 
 def read(out: Path, topic: str) -> list[dict]:
-    path = out / f"local.{topic}.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    return read_topic(out, topic, missing_ok=True)
 
 
 def merge_request(s: dict, mid: str, **edata) -> dict:

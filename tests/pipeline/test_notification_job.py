@@ -15,8 +15,9 @@ import pytest
 import redis
 import requests
 
-from pipelines import job, notification
+from pipelines import notification
 from pipelines.transforms.notification import ACTION
+from tests.batch_runs import read_topic, run_job
 
 SMTP_VIEW = "http://127.0.0.1:2526/messages"
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,17 +85,11 @@ def req(mid, mode, ids, data="Hi", params=None, iteration=1, **config) -> dict:
 
 
 def run(tmp_path: Path, name: str, lines: list, *extra: str) -> tuple[dict, Path]:
-    inp = tmp_path / f"{name}.jsonl"
-    inp.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
-    out = tmp_path / name
-    totals = job.run(notification.build, ["--input", str(inp), "--output_dir", str(out), *extra],
-                     notification.defaults, extra_groups=(notification.NotificationOptions,))
-    return {k.split(":", 1)[1]: v for k, v in totals.items()}, out
+    return run_job(notification, tmp_path, name, lines, *extra, extra_groups=(notification.NotificationOptions,))
 
 
 def read(out: Path, topic: str) -> list[dict]:
-    path = out / f"local.{topic}.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    return read_topic(out, topic, missing_ok=True)
 
 
 def mails(run_id: str) -> list[dict]:

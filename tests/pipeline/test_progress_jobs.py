@@ -6,25 +6,17 @@ and its own enrolments in Cassandra, runs the job over JSONL and asserts every r
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import redis
 import requests
-from cassandra.cluster import Cluster
 
-from pipelines import activity, enrolment_sync, job
+from pipelines import activity, enrolment_sync
+from tests.batch_runs import read_topic, run_job
 from tests.progress_data import seed_course, update
 
 EMULATOR = "http://127.0.0.1:9000"
-
-
-@pytest.fixture(scope="module")
-def cql(stack):
-    cluster = Cluster(["127.0.0.1"], port=stack["cassandra"])
-    yield cluster.connect("sunbird_courses")
-    cluster.shutdown()
 
 
 @pytest.fixture
@@ -33,19 +25,11 @@ def course(stack, cql, run_id):
 
 
 def run(module, tmp_path: Path, name: str, lines: list, *extra: str) -> tuple[dict, Path]:
-    out = tmp_path / name
-    args = list(extra)
-    if lines is not None:
-        inp = tmp_path / f"{name}.jsonl"
-        inp.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
-        args = ["--input", str(inp), *args]
-    totals = job.run(module.build, [*args, "--output_dir", str(out)], module.defaults)
-    return {k.split(":", 1)[1]: v for k, v in totals.items()}, out
+    return run_job(module, tmp_path, name, lines, *extra)
 
 
 def read(out: Path, topic: str) -> list[dict]:
-    path = out / f"local.{topic}.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return read_topic(out, topic)
 
 
 def tables(cql, c) -> dict:

@@ -10,6 +10,7 @@ import redis
 from cassandra.cluster import Cluster
 
 from pipelines import job, smoke
+from tests.batch_runs import read_topic, run_job, write_jsonl
 
 JOB = smoke.JOB_NAME
 
@@ -27,20 +28,8 @@ def rows_by_mid(cql, mids: list[str]) -> dict:
     return {r.mid: r for r in cql.execute(stmt, [mids])}
 
 
-def write_jsonl(path: Path, lines: list) -> Path:
-    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def run_batch(tmp_path: Path, name: str, lines: list) -> tuple[dict[str, int], Path]:
-    inp = write_jsonl(tmp_path / f"{name}.jsonl", lines)
-    out = tmp_path / f"out-{name}"
-    totals = job.run(smoke.build, ["--input", str(inp), "--output_dir", str(out)], smoke.defaults())
-    return totals, out
+    return run_job(smoke, tmp_path, name, lines, keep_namespace=True)
 
 
 def test_batch_run_writes_rows_outputs_and_failures(stack, cql, tmp_path, run_id):
@@ -54,13 +43,13 @@ def test_batch_run_writes_rows_outputs_and_failures(stack, cql, tmp_path, run_id
     ]
     totals, out = run_batch(tmp_path, "first", lines)
 
-    outputs = read_jsonl(out / "local.lern.smoke.output.jsonl")
+    outputs = read_topic(out, "lern.smoke.output")
     assert sorted(o["mid"] for o in outputs) == [f"{run_id}-1", f"{run_id}-2"]
     by_mid = {o["mid"]: o for o in outputs}
     assert by_mid[f"{run_id}-2"]["edata"] == {"mid": f"{run_id}-2", "v": 2}
     assert by_mid[f"{run_id}-2"]["eid"] == "LERN_BEAM_SMOKE"
 
-    failed = read_jsonl(out / "local.lern.smoke.failed.jsonl")
+    failed = read_topic(out, "lern.smoke.failed")
     reasons = sorted((f["failInfo"]["stage"], f["failInfo"]["error"].split(":")[0]) for f in failed)
     assert reasons == [("parse", "event must be a JSON object, got list"), ("parse", "malformed JSON"),
                        ("validate", "missing or non-string mid")]
@@ -89,7 +78,7 @@ def test_replaying_the_same_input_changes_nothing(stack, cql, tmp_path, run_id):
     assert len(before) == 2
 
     totals, out = run_batch(tmp_path, "replay", lines)
-    assert read_jsonl(out / "local.lern.smoke.output.jsonl") == []
+    assert read_topic(out, "lern.smoke.output") == []
     assert totals[f"{JOB}:duplicate-event-count"] == 2
     assert totals.get(f"{JOB}:db-write-count", 0) == 0
     after = rows_by_mid(cql, [f"{run_id}-a", f"{run_id}-b"])
@@ -102,9 +91,9 @@ def test_redis_down_dead_letters_the_batch_with_a_reason(stack, tmp_path, run_id
     # Nothing listens on port 1: every dedup check fails after its retries.
     totals = job.run(smoke.build, ["--input", str(inp), "--output_dir", str(out), "--dedup_redis_port", "1"],
                      smoke.defaults())
-    failed = read_jsonl(out / "local.lern.smoke.failed.jsonl")
+    failed = read_topic(out, "lern.smoke.failed")
     assert len(failed) == 1 and failed[0]["mid"] == f"{run_id}-x"
     assert failed[0]["failInfo"]["stage"] == "dedup"
     assert "dedup store unavailable" in failed[0]["failInfo"]["error"]
-    assert read_jsonl(out / "local.lern.smoke.output.jsonl") == []
+    assert read_topic(out, "lern.smoke.output") == []
     assert totals[f"{JOB}:failed-event-count"] == 1

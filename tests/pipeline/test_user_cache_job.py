@@ -14,6 +14,7 @@ import redis
 import requests
 
 from pipelines import user_cache
+from tests.batch_runs import run_job
 
 EMULATOR = "http://127.0.0.1:9000"
 
@@ -49,14 +50,7 @@ def audit(uid: str, state: str = "Update", pid: str = "learner-service", cdata=N
 
 
 def run(tmp_path: Path, name: str, lines: list | None, *extra: str) -> tuple[dict, Path]:
-    out = tmp_path / name
-    args = [*extra, "--output_dir", str(out)]
-    if lines is not None:
-        inp = tmp_path / f"{name}.jsonl"
-        inp.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
-        args = ["--input", str(inp), *args]
-    totals = user_cache.run(args)
-    return {k.split(":", 1)[1]: v for k, v in totals.items()}, out
+    return run_job(user_cache, tmp_path, name, lines, *extra, extra_groups=(user_cache.UserCacheOptions,))
 
 
 def failed(out: Path) -> list[dict]:
