@@ -19,6 +19,7 @@ from apache_beam import pvalue
 
 from pipelines import job
 from pipelines.io.cassandra import CassandraClient, CassandraConfig
+from pipelines.io.codec import dumps
 from pipelines.io.events import ReadEvents, WriteEvents
 from pipelines.metrics import counter
 from pipelines.transforms.batching import ShardedBatches
@@ -58,8 +59,6 @@ class WriteRows(beam.DoFn):
         self.db = CassandraClient(self.cfg)
 
     def process(self, shard_batch: tuple[int, list[dict]]):
-        from pipelines.io.codec import dumps
-
         shard, batch = shard_batch
         try:
             self.db.execute_many(INSERT, [(e["mid"], shard, dumps(e), len(batch)) for e in batch])
