@@ -51,7 +51,7 @@ def banner(text: str) -> None:
 
 
 def cert_extra_groups(module) -> tuple:
-    from pipelines.transforms.certificates import CertOptions
+    from pipelines.domain.certificates import CertOptions
 
     return (CertOptions,)
 

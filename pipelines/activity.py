@@ -17,25 +17,20 @@ import sys
 from typing import Any
 
 import apache_beam as beam
-from apache_beam import pvalue
 
 from pipelines import job
+from pipelines.domain.progress import update_work
 from pipelines.io.events import ReadEvents, WriteEvents
-from pipelines.metrics import counter
-from pipelines.transforms import progress as P
-from pipelines.transforms.compute_progress import (
-    AUDIT_TAG,
-    CERT_TAG,
-    PROCESSED_TAG,
-    ComputeProgress,
-    Work,
-    progress_settings,
-)
+from pipelines.options.progress import progress_settings
+from pipelines.transforms.compute_progress import AUDIT_TAG, CERT_TAG, PROCESSED_TAG, ComputeProgress
 from pipelines.transforms.dedup import DedupByMid, MarkSeen
-from pipelines.transforms.failures import FAILED_TAG, failed_event
+from pipelines.transforms.failures import FAILED_TAG
+from pipelines.transforms.validate import ValidateEvents, ValidationMetrics
 
 JOB_NAME = "activity-aggregate-updater"
 FAILED_METRIC = "failed-events-count"
+VALIDATION = ValidationMetrics(failed=FAILED_METRIC, valid="batch-enrolment-update-count",
+                               ignored="skipped-contents-count")
 
 
 def defaults(env: str) -> dict[str, Any]:
@@ -49,34 +44,7 @@ def defaults(env: str) -> dict[str, Any]:
     }
 
 
-class SplitUpdates(beam.DoFn):
-    """``batch-enrolment-update`` event -> one ``Work`` per completed content; skips and failures counted."""
-
-    def __init__(self):
-        self.total = counter(JOB_NAME, "total-events-count")
-        self.updates = counter(JOB_NAME, "batch-enrolment-update-count")
-        self.skipped = counter(JOB_NAME, "skipped-events-count")
-        self.ignored = counter(JOB_NAME, "skipped-contents-count")
-        self.failed = counter(JOB_NAME, FAILED_METRIC)
-
-    def process(self, event: dict):
-        self.total.inc()
-        try:
-            completions, ignored = P.split_update_event(event)
-        except P.Skip:
-            self.skipped.inc()
-            return
-        except P.InvalidRequest as e:
-            self.failed.inc()
-            yield pvalue.TaggedOutput(FAILED_TAG, failed_event(JOB_NAME, str(e), event, stage="validate"))
-            return
-        self.updates.inc()
-        self.ignored.inc(ignored)
-        for c in completions:
-            yield Work(c.key, (c,), event)
-
-
-def work_checksum(work: Work) -> str | None:
+def work_checksum(work) -> str | None:
     return work.checksum
 
 
@@ -85,9 +53,8 @@ def build(p: beam.Pipeline, opts) -> None:
     io = job.event_io(opts)
     buffering = None if job.bounded(opts) else 1.0
     events, parse_failed = p | "Read" >> ReadEvents(io, o["kafka_input_topic"], JOB_NAME, FAILED_METRIC)
-    split = events | "Split" >> beam.ParDo(SplitUpdates()).with_outputs(FAILED_TAG, main="work")
-    failures = [parse_failed, split[FAILED_TAG]]
-    work = split.work
+    work, invalid = events | "Split" >> ValidateEvents(JOB_NAME, update_work, VALIDATION)
+    failures = [parse_failed, invalid]
     dedup_cfg = job.dedup_redis_config(opts)
     if o["activity_input_dedup_enabled"]:
         work, _duplicates, dedup_failed = work | "Dedup" >> DedupByMid(
@@ -106,10 +73,7 @@ def build(p: beam.Pipeline, opts) -> None:
     tuple(failures) | "Failures" >> beam.Flatten() | "WriteFailed" >> WriteEvents(io, o["kafka_output_failed_topic"])
 
 
-def main(argv=None) -> int:
-    job.setup_logging()
-    job.run(build, argv, defaults)
-    return 0
+main = job.entrypoint(build, defaults)
 
 
 if __name__ == "__main__":

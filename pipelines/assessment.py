@@ -23,12 +23,13 @@ from apache_beam import pvalue
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import job
+from pipelines.domain import assessment as A
+from pipelines.domain.failures import FAILED_TAG, failed_event
 from pipelines.io.events import ReadEvents, WriteEvents
 from pipelines.io.redis_store import RedisConfig
 from pipelines.metrics import counter
 from pipelines.options.fields import parse_bool, ref_option
 from pipelines.options.groups import EMULATOR_URL
-from pipelines.transforms import assessment as A
 from pipelines.transforms.assessment_store import (
     CERT_TAG,
     AssessmentSettings,
@@ -37,7 +38,6 @@ from pipelines.transforms.assessment_store import (
     StoreAttemptsFn,
 )
 from pipelines.transforms.batching import ShardedBatches
-from pipelines.transforms.failures import FAILED_TAG, failed_event
 
 JOB_NAME = "AssessmentAggregatorJob"
 """The reference's job name: metric namespace of the aggregator steps and failed events' jobName."""

@@ -20,10 +20,10 @@ from typing import Any
 import apache_beam as beam
 
 from pipelines import job
+from pipelines.domain.certificates import CertOptions
+from pipelines.domain.failures import FAILED_TAG
 from pipelines.io.events import ReadEvents, WriteEvents
 from pipelines.transforms.cert_store import AUDIT_TAG, ISSUED_TAG, GenerateFn, NotifyFn, cert_settings
-from pipelines.transforms.certificates import CertOptions
-from pipelines.transforms.failures import FAILED_TAG
 
 JOB_NAME = "collection-certificate-generator"
 FAILED_METRIC = "failed-events-count"

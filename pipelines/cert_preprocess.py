@@ -6,7 +6,7 @@
 
 Reads ``issue-certificate`` requests (``<env>.issue.certificate.request``), reads the batch's
 ``course_batch.cert_templates``, and for every SVG template whose criteria the learner meets
-(enrolment status, assessment score, user profile; see ``pipelines.transforms.certificates``)
+(enrolment status, assessment score, user profile; see ``pipelines.domain.certificates``)
 emits a ``generate-certificate`` event to ``<env>.generate.certificate.request``.
 ``--from_cassandra`` backfills a batch: every completed enrolment (status 2) becomes a request,
 and templates already issued to the learner are skipped, so only what is missing is requested
@@ -22,11 +22,11 @@ from typing import Any
 import apache_beam as beam
 
 from pipelines import job
+from pipelines.domain.certificates import CertOptions, issue_request_for
+from pipelines.domain.failures import FAILED_TAG
+from pipelines.io.enrolment_scan import ScanEnrolments, selection
 from pipelines.io.events import ReadEvents, WriteEvents
 from pipelines.transforms.cert_store import PreprocessFn, cert_settings
-from pipelines.transforms.certificates import CertOptions, issue_request_for
-from pipelines.transforms.enrolment_scan import ScanEnrolments, selection
-from pipelines.transforms.failures import FAILED_TAG
 
 JOB_NAME = "collection-cert-pre-processor"
 FAILED_METRIC = "failed-events-count"

@@ -20,15 +20,16 @@ import sys
 from typing import Any
 
 import apache_beam as beam
-from apache_beam import pvalue
 
 from pipelines import job
+from pipelines.domain import progress as P
+from pipelines.domain.progress import Work, sync_work
+from pipelines.io.enrolment_scan import ScanEnrolments, selection
 from pipelines.io.events import ReadEvents, WriteEvents
-from pipelines.metrics import counter
-from pipelines.transforms import progress as P
-from pipelines.transforms.compute_progress import AUDIT_TAG, CERT_TAG, ComputeProgress, Work, progress_settings
-from pipelines.transforms.enrolment_scan import ScanEnrolments, selection
-from pipelines.transforms.failures import FAILED_TAG, failed_event
+from pipelines.options.progress import progress_settings
+from pipelines.transforms.compute_progress import AUDIT_TAG, CERT_TAG, ComputeProgress
+from pipelines.transforms.failures import FAILED_TAG
+from pipelines.transforms.validate import ValidateEvents, ValidationMetrics
 
 JOB_NAME = "enrolment-reconciliation"
 FAILED_METRIC = "failed-events-count"
@@ -42,26 +43,6 @@ def defaults(env: str) -> dict[str, Any]:
         "kafka.output.certissue.topic": f"{env}.issue.certificate.request",
         "kafka.groupId": f"{env}-enrolment-reconciliation-group",
     }
-
-
-class ParseSyncRequests(beam.DoFn):
-    def __init__(self):
-        self.total = counter(JOB_NAME, "total-events-count")
-        self.skipped = counter(JOB_NAME, "skipped-events-count")
-        self.failed = counter(JOB_NAME, FAILED_METRIC)
-
-    def process(self, event: dict):
-        self.total.inc()
-        try:
-            key = P.parse_sync_event(event)
-        except P.Skip:
-            self.skipped.inc()
-            return
-        except P.InvalidRequest as e:
-            self.failed.inc()
-            yield pvalue.TaggedOutput(FAILED_TAG, failed_event(JOB_NAME, str(e), event, stage="validate"))
-            return
-        yield Work(key, (), event)
 
 
 def enrolment_work(row) -> Work:
@@ -78,9 +59,8 @@ def build(p: beam.Pipeline, opts) -> None:
             JOB_NAME)
     else:
         events, parse_failed = p | "Read" >> ReadEvents(io, o["kafka_input_topic"], JOB_NAME, FAILED_METRIC)
-        parsed = events | "ParseSync" >> beam.ParDo(ParseSyncRequests()).with_outputs(FAILED_TAG, main="work")
-        work = parsed.work
-        failures += [parse_failed, parsed[FAILED_TAG]]
+        work, invalid = events | "ParseSync" >> ValidateEvents(JOB_NAME, sync_work, ValidationMetrics(FAILED_METRIC))
+        failures += [parse_failed, invalid]
     out = work | "ComputeProgress" >> ComputeProgress(
         progress_settings(opts, JOB_NAME, write_consumption=False), o["task_window_shards"],
         o["threshold_batch_read_size"], None if job.bounded(opts) else 1.0)
@@ -90,10 +70,7 @@ def build(p: beam.Pipeline, opts) -> None:
     tuple(failures) | "Failures" >> beam.Flatten() | "WriteFailed" >> WriteEvents(io, o["kafka_output_failed_topic"])
 
 
-def main(argv=None) -> int:
-    job.setup_logging()
-    job.run(build, argv, defaults)
-    return 0
+main = job.entrypoint(build, defaults)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
-"""What every job module shares: options -> store configs, running, and the end-of-run report.
+"""What every job module shares: options, running, and the end-of-run report.
 
-A job module defines ``JOB_NAME``, its reference defaults, and ``build(p, opts)``; ``main`` here
-parses options (``--config`` file, then flags), runs the pipeline in batch or streaming mode and,
-for batch runs, prints the metric table the reference only exposed as Flink gauges.
+A job module defines ``JOB_NAME``, its reference defaults, ``build(p, opts)`` and
+``main = job.entrypoint(build, defaults)``. ``main`` parses options (``--config`` file, then
+flags), runs the pipeline in batch or streaming mode and, for batch runs, prints the metric table
+the reference only exposed as Flink gauges. The option -> config builders (``values``,
+``event_io``, ``cassandra_config``, ``dedup_redis_config``) live in ``pipelines.options.settings``
+and are re-exported here for job modules.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -17,40 +21,16 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines.io.cassandra import CassandraConfig
-from pipelines.io.events import EventIO, KafkaConfig
-from pipelines.io.redis_store import RedisConfig
 from pipelines.metrics import counter_totals, format_table
 from pipelines.options import parse_job_options
+from pipelines.options.settings import cassandra_config, dedup_redis_config, event_io, values
+
+__all__ = ["bounded", "cassandra_config", "dedup_redis_config", "entrypoint", "event_io", "run", "values"]
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_FLINK_JOB_SERVER_JAR = ROOT / ".stack" / "jars" / "flink-job-server.jar"
 Build = Callable[[beam.Pipeline, PipelineOptions], Any]
 Defaults = dict[str, Any] | Callable[[str], dict[str, Any]]
-
-
-def values(opts: PipelineOptions) -> dict[str, Any]:
-    return opts.get_all_options(drop_default=False)
-
-
-def event_io(opts: PipelineOptions) -> EventIO:
-    o = values(opts)
-    kafka = KafkaConfig(
-        bootstrap_servers=o["kafka_broker_servers"],
-        group_id=o.get("kafka_groupid"),
-        auto_offset_reset=o.get("kafka_auto_offset_reset"),
-        expansion_service=o["expansion_service"],
-        max_num_records=o.get("max_num_records"),
-        max_read_time_secs=o.get("max_read_time_secs"),
-        start_read_time_ms=o.get("start_read_time_ms"),
-        producer_overrides={
-            "linger.ms": str(o["kafka_producer_linger_ms"]),
-            "batch.size": str(o["kafka_producer_batch_size"]),
-            "compression.type": str(o["kafka_producer_compression_type"]),
-            "max.request.size": str(o["kafka_producer_max_request_size"]),
-        },
-    )
-    return EventIO(kafka=kafka, input=o.get("input"), output_dir=o.get("output_dir"))
 
 
 BOUNDED_SOURCES = ("input", "from_cassandra", "user_ids", "user_ids_file")
@@ -61,20 +41,6 @@ def bounded(opts: PipelineOptions) -> bool:
     """A bounded run: batches flush at end of input, not on a timer, and the job is not streaming."""
     o = values(opts)
     return any(o.get(name) for name in BOUNDED_SOURCES)
-
-
-def cassandra_config(opts: PipelineOptions, keyspace: str | None = None) -> CassandraConfig:
-    o = values(opts)
-    hosts = tuple(h.strip() for h in str(o["lms_cassandra_host"]).split(",") if h.strip())
-    return CassandraConfig(hosts=hosts, port=int(o["lms_cassandra_port"]),
-                           keyspace=keyspace or o["lms_cassandra_keyspace"],
-                           consistency=o["lms_cassandra_consistency"])
-
-
-def dedup_redis_config(opts: PipelineOptions) -> RedisConfig:
-    o = values(opts)
-    return RedisConfig(host=o["dedup_redis_host"], port=int(o["dedup_redis_port"]),
-                       db=int(o["dedup_redis_database_index"]))
 
 
 def runner_defaults(opts: PipelineOptions, argv: Sequence[str]) -> list[str]:
@@ -133,6 +99,34 @@ def run(build: Build, argv: Sequence[str] | None, defaults: Defaults | None = No
     if not opts.view_as(StandardOptions).streaming or os.environ.get("LERN_PRINT_METRICS"):
         print(format_table(totals))
     return totals
+
+
+def importable(build: Build) -> Build:
+    """``build`` as defined in its importable module, not in ``__main__``.
+
+    ``python -m pipelines.activity`` runs the module as ``__main__``; DoFns defined there would be
+    pickled as ``__main__.X``, which a worker process (Flink PROCESS/EXTERNAL, DirectRunner
+    multi-processing) cannot unpickle. Importing the module under its real name (``__spec__.name``)
+    and taking its ``build`` makes every class pickle by that name.
+    """
+    if build.__module__ != "__main__":
+        return build
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    if spec is None or not spec.name or spec.name == "__main__":
+        return build
+    return getattr(importlib.import_module(spec.name), build.__name__)
+
+
+def entrypoint(build: Build, defaults: Defaults | None = None,
+               extra_groups: Sequence[type[PipelineOptions]] = ()) -> Callable[[Sequence[str] | None], int]:
+    """The ``main`` of a job module (and of its console script): logging, options, run."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        setup_logging()
+        run(importable(build), argv, defaults, extra_groups)
+        return 0
+
+    return main
 
 
 def not_implemented(job: str, issue: str) -> Callable[[Sequence[str] | None], int]:

@@ -35,14 +35,14 @@ from apache_beam import pvalue
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import job
+from pipelines.domain import merge as M
+from pipelines.domain.failures import FAILED_TAG, failed_event
 from pipelines.io.cassandra import CassandraClient, CassandraConfig
 from pipelines.io.events import ReadEvents, WriteEvents
 from pipelines.io.redis_store import RedisClient, RedisConfig
 from pipelines.metrics import counter
 from pipelines.options.fields import parse_bool, ref_option
-from pipelines.transforms import merge as M
 from pipelines.transforms.batching import ShardedBatches
-from pipelines.transforms.failures import FAILED_TAG, failed_event
 
 JOB_NAME = "merge-user-courses"
 FAILED_METRIC = "failed-events-count"

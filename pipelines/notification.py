@@ -21,10 +21,10 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import job
+from pipelines.domain.failures import FAILED_TAG
 from pipelines.io.events import ReadEvents, WriteEvents
 from pipelines.options.fields import add_option, parse_bool, ref_option
 from pipelines.transforms.dedup import DedupByMid, MarkSeen
-from pipelines.transforms.failures import FAILED_TAG
 from pipelines.transforms.notification import (
     DEFAULT_MAX_ITERATIONS,
     FCM_KEY_ENV,

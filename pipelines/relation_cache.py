@@ -49,18 +49,18 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from pipelines import job
-from pipelines.io.cassandra import CassandraClient, CassandraConfig
-from pipelines.io.events import ReadEvents, WriteEvents
-from pipelines.io.redis_store import RedisClient, RedisConfig
-from pipelines.metrics import counter
-from pipelines.transforms.failures import FAILED_TAG, failed_event
-from pipelines.transforms.hierarchy import (
+from pipelines.domain.failures import FAILED_TAG, failed_event
+from pipelines.domain.hierarchy import (
     CacheEntries,
     HierarchyError,
     cache_entries,
     classify_event,
     parse_hierarchy,
 )
+from pipelines.io.cassandra import CassandraClient, CassandraConfig
+from pipelines.io.events import ReadEvents, WriteEvents
+from pipelines.io.redis_store import RedisClient, RedisConfig
+from pipelines.metrics import counter
 
 JOB_NAME = "relation-cache-updater"
 KEY_INDEX_PREFIX = "lern-beam:relation-cache-keys:"

@@ -18,13 +18,13 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from pipelines import job
+from pipelines.domain.failures import FAILED_TAG, failed_event
 from pipelines.io.cassandra import CassandraClient, CassandraConfig
 from pipelines.io.codec import dumps
 from pipelines.io.events import ReadEvents, WriteEvents
 from pipelines.metrics import counter
 from pipelines.transforms.batching import ShardedBatches
 from pipelines.transforms.dedup import DedupByMid, MarkSeen, mid_key
-from pipelines.transforms.failures import FAILED_TAG, failed_event
 
 JOB_NAME = "lern-beam-smoke"
 KEYSPACE = "lern_beam"

@@ -22,10 +22,10 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import job
+from pipelines.domain.failures import FAILED_TAG
 from pipelines.io.events import ReadEvents, WriteEvents
 from pipelines.io.redis_store import RedisConfig
 from pipelines.options.fields import add_option, parse_bool, parse_json, ref_option
-from pipelines.transforms.failures import FAILED_TAG
 from pipelines.transforms.user_cache import REMOVABLE_FIELDS, CacheSettings, UpdateUserCache
 
 JOB_NAME = "UserCacheUpdaterJobV2"  # the reference job name: metric group and failed-event jobName

@@ -9,17 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pipelines.domain.javafmt import drop_nulls
+
 
 class InvalidEvent(ValueError):
     """An input record that cannot become an event dict; the message is the failure reason."""
-
-
-def drop_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [drop_nulls(v) for v in value]
-    return value
 
 
 def dumps(event: dict) -> str:

@@ -17,7 +17,7 @@ from apache_beam.io import ReadFromText, WriteToText
 from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
 
 from pipelines.io.codec import dumps
-from pipelines.transforms.parse import DEFAULT_MAX_EVENT_BYTES, ParseEvents
+from pipelines.io.parse import DEFAULT_MAX_EVENT_BYTES, ParseEvents
 
 BYTES = "org.apache.kafka.common.serialization.ByteArrayDeserializer"
 

@@ -3,7 +3,7 @@
 Each DoFn takes ``(shard, [Attempt])`` batches from ``ShardedBatches`` (keyed on the user, so one
 user's attempts are always on one worker, in order), talks to its store once per batch
 (Redis pipelines, concurrent prepared Cassandra statements), calls the pure rules of
-``pipelines.transforms.assessment`` and passes the surviving batch on:
+``pipelines.domain.assessment`` and passes the surviving batch on:
 
 - :class:`CheckContentFn`: the content-in-course check on the relation cache (§2.5 A);
 - :class:`QuestionCountFn`: the optional ``totalQuestions`` check, content cache then the content
@@ -32,6 +32,9 @@ from urllib.parse import quote
 import apache_beam as beam
 from apache_beam import pvalue
 
+from pipelines.domain import assessment as A
+from pipelines.domain.cache_keys import leaf_nodes_key
+from pipelines.domain.failures import FAILED_TAG, failed_event
 from pipelines.io.cassandra import TRANSIENT as CASSANDRA_TRANSIENT
 from pipelines.io.cassandra import CassandraClient, CassandraConfig
 from pipelines.io.http import HttpClient
@@ -39,8 +42,6 @@ from pipelines.io.redis_store import RedisClient, RedisConfig
 from pipelines.io.retry import RetryPolicy
 from pipelines.io.search import TTLCache
 from pipelines.metrics import counter
-from pipelines.transforms import assessment as A
-from pipelines.transforms.failures import FAILED_TAG, failed_event
 
 CERT_TAG = "certissue"
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class CheckContentFn(beam.DoFn):
     def process(self, shard_batch):
         shard, attempts = shard_batch
         courses = sorted({a.course_id for a in attempts})
-        keys = [f"{c}:{c}:leafnodes" for c in courses]
+        keys = [leaf_nodes_key(c, c) for c in courses]
 
         def run(client):
             pipe = client.pipeline(transaction=False)

@@ -12,14 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import apache_beam as beam
 
-
-def java_string_hash(s: str) -> int:
-    """Java's ``String.hashCode`` (32-bit signed, over UTF-16 code units)."""
-    data = s.encode("utf-16-le")
-    h = 0
-    for i in range(0, len(data), 2):
-        h = (31 * h + int.from_bytes(data[i:i + 2], "little")) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
+from pipelines.domain.javafmt import java_string_hash
 
 
 def shard_of(key: str, shards: int) -> int:

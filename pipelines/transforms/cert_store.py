@@ -1,5 +1,5 @@
 """Certificate DoFns: fetch rows and profiles, call Sunbird services, write, emit. Rules live in
-``pipelines.transforms.certificates``.
+``pipelines.domain.certificates``.
 
 Exactly once: a certificate issuance is identified by ``certificate_id`` (uuid5 of user, course,
 batch, template and the certificate it replaces) and guarded by a claim row in ``cert.claim.table``
@@ -25,13 +25,13 @@ import apache_beam as beam
 import requests
 from apache_beam import pvalue
 
+from pipelines.domain import certificates as C
+from pipelines.domain.failures import FAILED_TAG, failed_event
 from pipelines.io.cassandra import CassandraClient, CassandraConfig
 from pipelines.io.http import HttpClient, HttpResponse, TransientHttpError
 from pipelines.io.redis_store import RedisClient, RedisConfig
 from pipelines.io.retry import RetryPolicy, call_with_retries
 from pipelines.metrics import counter
-from pipelines.transforms import certificates as C
-from pipelines.transforms.failures import FAILED_TAG, failed_event
 
 log = logging.getLogger(__name__)
 ISSUED_TAG, AUDIT_TAG = "issued", "audit"

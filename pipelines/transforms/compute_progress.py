@@ -4,7 +4,7 @@ Shared by ``pipelines.activity`` (work = completed contents from ``batch-enrolme
 ``pipelines.enrolment_sync`` (work = an enrolment to recompute from its stored consumption). A
 batch hits every store in bulk: one concurrent round of prepared reads per table, three
 pipelined Redis round trips for the relation cache, one concurrent round of writes per
-statement. The rules live in ``pipelines.transforms.progress``; this module only fetches, calls
+statement. The rules live in ``pipelines.domain.progress``; this module only fetches, calls
 and writes.
 """
 
@@ -13,54 +13,25 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import apache_beam as beam
 from apache_beam import pvalue
 
-from pipelines.io.cassandra import CassandraClient, CassandraConfig
+from pipelines.domain import cache_keys as K
+from pipelines.domain import progress as P
+from pipelines.domain.failures import FAILED_TAG, failed_event
+from pipelines.domain.progress import Work
+from pipelines.io.cassandra import CassandraClient
 from pipelines.io.codec import dumps
 from pipelines.io.http import HttpClient
-from pipelines.io.redis_store import RedisClient, RedisConfig
+from pipelines.io.redis_store import RedisClient
 from pipelines.io.search import CollectionStatus, SearchError, TTLCache
 from pipelines.metrics import counter
-from pipelines.transforms import progress as P
+from pipelines.options.progress import ProgressSettings
 from pipelines.transforms.batching import ShardedBatches
-from pipelines.transforms.failures import FAILED_TAG, failed_event
 
 AUDIT_TAG, CERT_TAG, PROCESSED_TAG = "audit", "certissue", "processed"
-
-
-@dataclass(frozen=True)
-class Work:
-    """One unit of progress work. ``completions`` is empty for a pure recompute.
-
-    ``source`` is the original event (kept whole for the failed output), or ``None`` for work
-    read from Cassandra by a backfill.
-    """
-
-    key: P.EnrolmentKey
-    completions: tuple[P.ContentCompletion, ...] = ()
-    source: dict | None = None
-
-    @property
-    def checksum(self) -> str | None:
-        return self.completions[0].checksum if self.completions else None
-
-
-@dataclass(frozen=True)
-class ProgressSettings:
-    job_name: str
-    cassandra: CassandraConfig
-    relation_cache: RedisConfig
-    search_base_url: str
-    tables: dict[str, str]
-    module_aggs: bool = True
-    filter_processed: bool = True
-    status_cache_secs: int = 3600
-    http_timeout_secs: float = 10.0
-    write_consumption: bool = True  # activity: yes; recompute from stored rows: nothing new to write
 
 
 def _cql(settings: ProgressSettings) -> dict[str, str]:
@@ -131,19 +102,19 @@ class _ComputeProgressFn(beam.DoFn):
 
     def _relation_caches(self, contents: dict[P.EnrolmentKey, dict[str, P.ContentStatus]]) -> dict:
         courses = {k.course_id for k in contents}
-        sets = self._smembers([rk for c in courses for rk in P.relation_keys_for_course(c)])
-        anc_keys = {P.ancestor_key(k.course_id, cid) for k, cs in contents.items() for cid in cs}
+        sets = self._smembers([rk for c in courses for rk in K.node_keys(c, c)])
+        anc_keys = {K.ancestor_key(k.course_id, cid) for k, cs in contents.items() for cid in cs}
         sets.update(self._smembers(list(anc_keys)))
-        ancestors = {k: {cid: sets.get(P.ancestor_key(k.course_id, cid), set()) for cid in cs}
+        ancestors = {k: {cid: sets.get(K.ancestor_key(k.course_id, cid), set()) for cid in cs}
                      for k, cs in contents.items()}
         unit_pairs = {(k.course_id, u) for k, cs in contents.items() for u in P.units_to_read(k, cs, ancestors[k])}
-        sets.update(self._smembers([rk for c, u in unit_pairs for rk in P.unit_keys(c, u)]))
+        sets.update(self._smembers([rk for c, u in unit_pairs for rk in K.node_keys(c, u)]))
         caches = {}
         for k in contents:
             ids = {k.course_id} | {u for c, u in unit_pairs if c == k.course_id}
             caches[k] = P.RelationCache(
-                leaf_nodes={i: sets.get(f"{k.course_id}:{i}:leafnodes", set()) for i in ids},
-                optional_nodes={i: sets.get(f"{k.course_id}:{i}:optionalnodes", set()) for i in ids},
+                leaf_nodes={i: sets.get(K.leaf_nodes_key(k.course_id, i), set()) for i in ids},
+                optional_nodes={i: sets.get(K.optional_nodes_key(k.course_id, i), set()) for i in ids},
                 ancestors=ancestors[k])
         return caches
 
@@ -278,26 +249,3 @@ class ComputeProgress(beam.PTransform):
             | "Compute" >> beam.ParDo(_ComputeProgressFn(self.settings)).with_outputs(
                 AUDIT_TAG, CERT_TAG, FAILED_TAG, PROCESSED_TAG)
         )
-
-
-def progress_settings(opts, job_name: str, write_consumption: bool) -> ProgressSettings:
-    """The settings both progress jobs build from their options (reference keys)."""
-    from pipelines import job
-
-    o = job.values(opts)
-    return ProgressSettings(
-        job_name=job_name,
-        cassandra=job.cassandra_config(opts),
-        # Reference DataCache: the relation cache lives on redis.host, db redis.database.relationCache.id.
-        relation_cache=RedisConfig(host=o["redis_host"], port=int(o["redis_port"]),
-                                   db=int(o["redis_database_relationcache_id"])),
-        search_base_url=o["service_search_basepath"],
-        tables={"consumption": o["lms_cassandra_consumption_table"],
-                "enrolments": o["lms_cassandra_user_enrolments_table"],
-                "activity_agg": o["lms_cassandra_user_activity_agg_table"]},
-        module_aggs=bool(o["activity_module_aggs_enabled"]),
-        filter_processed=bool(o["activity_filter_processed_enrolments"]),
-        status_cache_secs=int(o["activity_collection_status_cache_expiry"]),
-        http_timeout_secs=float(o["http_timeout_secs"]),
-        write_consumption=write_consumption,
-    )

@@ -20,10 +20,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 
+from pipelines.domain.failures import FAILED_TAG, failed_event
 from pipelines.io.redis_store import RedisClient, RedisConfig
 from pipelines.metrics import counter
 from pipelines.transforms.batching import ShardedBatches
-from pipelines.transforms.failures import FAILED_TAG, failed_event
 
 DUPLICATE_TAG = "duplicate"
 KeyFn = Callable[[dict], "str | None"]

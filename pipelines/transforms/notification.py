@@ -30,10 +30,11 @@ from urllib.parse import quote_plus
 import apache_beam as beam
 from apache_beam import pvalue
 
+from pipelines.domain.errors import InvalidRequest, Skip
+from pipelines.domain.failures import FAILED_TAG, failed_event
 from pipelines.io.http import HttpClient
 from pipelines.io.retry import RetryPolicy
 from pipelines.metrics import counter
-from pipelines.transforms.failures import FAILED_TAG, failed_event
 
 ACTION = "broadcast-topic-notification-all"
 MODES = ("email", "phone", "device")
@@ -42,11 +43,7 @@ DEFAULT_MAX_ITERATIONS = 2  # the reference's max_iteration_count_samza_job
 DEDUP_PREFIX = "notification:"
 
 
-class Skip(Exception):
-    """Not a notification request (the reference only logs these)."""
-
-
-class InvalidNotification(Exception):
+class InvalidNotification(InvalidRequest):
     """A request that can never be sent; it is dead-lettered, never re-queued."""
 
 

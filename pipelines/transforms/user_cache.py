@@ -22,11 +22,12 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 
+from pipelines.domain.errors import Skip
+from pipelines.domain.failures import FAILED_TAG, failed_event
 from pipelines.io.http import HttpClient
 from pipelines.io.redis_store import RedisClient, RedisConfig
 from pipelines.io.retry import RetryPolicy
 from pipelines.metrics import counter
-from pipelines.transforms.failures import FAILED_TAG, failed_event
 
 KEY_PREFIX = "user:"
 STATES = {"CREATE", "CREATED", "UPDATE", "UPDATED", "DELETE", "DELETED"}
@@ -34,10 +35,6 @@ DELETE_STATES = {"DELETE", "DELETED"}
 BLOCKED_ERR = "UOS_USRRED0006"
 REMOVABLE_FIELDS = ("state", "district", "block", "cluster", "schooludisecode", "schoolname")
 FRAMEWORK_CACHE_SECS = 86400  # the reference's Guava cache: one day
-
-
-class Skip(Exception):
-    pass
 
 
 class UserReadFailed(Exception):

@@ -10,7 +10,7 @@ import pytest
 from cassandra.cluster import Cluster
 
 from pipelines import job, merge_courses
-from pipelines.transforms import merge as M
+from pipelines.domain import merge as M
 from tests.e2e.kafka_helpers import consume_all, create_topics, produce
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import requests
 
 from pipelines import cert_generate, cert_preprocess
+from pipelines.domain import certificates as C
 from pipelines.transforms import cert_store
-from pipelines.transforms import certificates as C
 from tests.batch_runs import read_topic, run_job
 
 EMULATOR = "http://127.0.0.1:9000"

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from pipelines import enrolment_sync, merge_courses
-from pipelines.transforms import merge as M
+from pipelines.domain import merge as M
 from tests.batch_runs import read_topic, run_job
 from tests.progress_data import seed_course
 

@@ -83,7 +83,7 @@ def test_completion_journey_rows_and_events(cql, course, tmp_path, run_id):
     assert totals["cert-issue-events-count"] == 1 and totals["unique-event-count"] == 3
 
     dedup = redis.Redis(port=6379, db=3)
-    from pipelines.transforms.progress import EnrolmentKey, dedup_checksum
+    from pipelines.domain.progress import EnrolmentKey, dedup_checksum
     k = EnrolmentKey(c["user"], c["course"], c["batch"])
     assert all(dedup.exists(dedup_checksum(k, cid, 2)) for cid in ("c1", "c2", "c3"))
 

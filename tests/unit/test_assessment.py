@@ -1,4 +1,4 @@
-"""The pure assessment rules (pipelines.transforms.assessment) and the job's options, without servers.
+"""The pure assessment rules (pipelines.domain.assessment) and the job's options, without servers.
 
 Test names say which reference behaviour (spec assessment-and-merge.md §2) or which fixed
 reference weakness (§2.11, §4) they pin down.
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import assessment, job
-from pipelines.transforms import assessment as A
+from pipelines.domain import assessment as A
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000_000

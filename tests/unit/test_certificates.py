@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipelines.transforms import certificates as C
+from pipelines.domain import certificates as C
 
 REQ = C.IssueRequest("u1", "do_course", "b1")
 STORAGE = C.StorageSettings(placeholder="CLOUD_BASE_PATH", base_url="https://base.example",

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from pipelines.domain.failures import failed_event, failure_reason
 from pipelines.io.codec import InvalidEvent, dumps, parse_event, payload_text
 from pipelines.io.events import KafkaConfig, kafka_key, to_kafka_record
-from pipelines.transforms.failures import failed_event, failure_reason
 
 
 def test_parse_event_returns_dict_with_ints_and_floats():

@@ -1,7 +1,8 @@
 import pytest
 
+from pipelines.domain.javafmt import java_string_hash
 from pipelines.io.retry import RetryPolicy, call_with_retries
-from pipelines.transforms.batching import chunks, java_string_hash, shard_of
+from pipelines.transforms.batching import chunks, shard_of
 from pipelines.transforms.dedup import RecentKeys, mid_key, split_batch
 
 

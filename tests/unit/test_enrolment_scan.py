@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines.transforms.enrolment_scan import scan_query, selection
+from pipelines.io.enrolment_scan import scan_query, selection
 
 
 def test_scan_query_is_a_partition_read_with_a_learner():

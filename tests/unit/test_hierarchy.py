@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.transforms.hierarchy import (
+from pipelines.domain.hierarchy import (
     ALLOWED_ACTIONS,
     COLLECTION_MIME_TYPE,
     Decision,

@@ -1,4 +1,4 @@
-"""merge-user-courses' pure rules (pipelines.transforms.merge) and options, without Beam or servers."""
+"""merge-user-courses' pure rules (pipelines.domain.merge) and options, without Beam or servers."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pipelines import merge_courses
+from pipelines.domain import merge as M
+from pipelines.domain import progress as P
 from pipelines.options import parse_job_options
-from pipelines.transforms import merge as M
-from pipelines.transforms import progress as P
 
 F, T = "from-user", "to-user"
 

@@ -4,7 +4,7 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.transforms.parse import ParseEvents
+from pipelines.io.parse import ParseEvents
 
 
 def test_parse_events_splits_good_and_failed_records_and_loses_nothing():

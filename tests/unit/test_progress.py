@@ -1,10 +1,10 @@
-"""The pure progress rules (pipelines.transforms.progress), without Beam or servers."""
+"""The pure progress rules (pipelines.domain.progress), without Beam or servers."""
 
 import itertools
 
 import pytest
 
-from pipelines.transforms import progress as P
+from pipelines.domain import progress as P
 
 K = P.EnrolmentKey("u1", "C", "B1")
 

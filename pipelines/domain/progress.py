@@ -25,18 +25,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pipelines.domain.cert_request import issue_certificate_request
+from pipelines.domain.errors import InvalidRequest, Skip
+
 BATCH_ENROLMENT_UPDATE = "batch-enrolment-update"
 USER_ENROLMENT_SYNC = "user-enrolment-sync"
 COMPLETED = 2
 IN_PROGRESS = 1
-
-
-class InvalidRequest(ValueError):
-    """The event cannot be processed; the message is the reason put on the failed topic."""
-
-
-class Skip(Exception):  # noqa: N818 - a control outcome, not an error
-    """The event is valid but not for this job (reference: skipped-events-count)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +79,23 @@ class ProgressResult:
     progress: int
     completed: bool
     aggregates: list[tuple[str, int]] = field(default_factory=list)  # (activity_id, completedCount)
+
+
+@dataclass(frozen=True)
+class Work:
+    """One unit of progress work. ``completions`` is empty for a pure recompute.
+
+    ``source`` is the original event (kept whole for the failed output), or ``None`` for work
+    read from Cassandra by a backfill.
+    """
+
+    key: EnrolmentKey
+    completions: tuple[ContentCompletion, ...] = ()
+    source: dict | None = None
+
+    @property
+    def checksum(self) -> str | None:
+        return self.completions[0].checksum if self.completions else None
 
 
 def dedup_checksum(key: EnrolmentKey, content_id: str, status: int) -> str:
@@ -163,6 +175,17 @@ def parse_sync_event(event: Mapping[str, Any]) -> EnrolmentKey:
     return enrolment_key(edata)
 
 
+def update_work(event: dict) -> tuple[list[Work], int]:
+    """activity: a ``batch-enrolment-update`` event -> one ``Work`` per completed content, plus ignored entries."""
+    completions, ignored = split_update_event(event)
+    return [Work(c.key, (c,), event) for c in completions], ignored
+
+
+def sync_work(event: dict) -> list[Work]:
+    """enrolment-reconciliation: a ``user-enrolment-sync`` request -> the enrolment to recompute."""
+    return [Work(parse_sync_event(event), (), event)]
+
+
 def input_statuses(completions: Iterable[ContentCompletion]) -> dict[str, ContentStatus]:
     """Input contents of one enrolment: max status, views and completions summed per content."""
     out: dict[str, ContentStatus] = {}
@@ -224,18 +247,6 @@ class RelationCache:
     leaf_nodes: Mapping[str, set[str]]  # collection/unit id -> leaf nodes
     optional_nodes: Mapping[str, set[str]]  # collection/unit id -> optional nodes
     ancestors: Mapping[str, set[str]]  # content id -> ancestor ids
-
-
-def relation_keys_for_course(course_id: str) -> list[str]:
-    return [f"{course_id}:{course_id}:leafnodes", f"{course_id}:{course_id}:optionalnodes"]
-
-
-def ancestor_key(course_id: str, content_id: str) -> str:
-    return f"{course_id}:{content_id}:ancestors"
-
-
-def unit_keys(course_id: str, unit_id: str) -> list[str]:
-    return [f"{course_id}:{unit_id}:leafnodes", f"{course_id}:{unit_id}:optionalnodes"]
 
 
 def compute_progress(key: EnrolmentKey, contents: Mapping[str, ContentStatus], cache: RelationCache,
@@ -338,14 +349,5 @@ def sync_request(key: EnrolmentKey) -> dict[str, Any]:
 
 
 def cert_issue_event(key: EnrolmentKey, now_ms: int, new_id: NewId = _uuid) -> dict[str, Any]:
-    """The issue-certificate request the certificate pre-processor consumes (reference field set)."""
-    return {
-        "eid": "BE_JOB_REQUEST",
-        "ets": now_ms,
-        "mid": f"LP.{now_ms}.{new_id()}",
-        "actor": {"id": "Course Certificate Generator", "type": "System"},
-        "context": {"pdata": {"ver": "1.0", "id": "org.sunbird.platform"}},
-        "object": {"id": f"{key.batch_id}_{key.course_id}", "type": "CourseCertificateGeneration"},
-        "edata": {"userIds": [key.user_id], "action": "issue-certificate", "iteration": 1, "trigger": "auto-issue",
-                  "batchId": key.batch_id, "reIssue": False, "courseId": key.course_id},
-    }
+    """The issue-certificate request for a completed enrolment."""
+    return issue_certificate_request(key.user_id, key.course_id, key.batch_id, now_ms, new_id())

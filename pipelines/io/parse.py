@@ -5,9 +5,9 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam import pvalue
 
+from pipelines.domain.failures import FAILED_TAG, failed_event
 from pipelines.io.codec import InvalidEvent, parse_event, payload_text
 from pipelines.metrics import counter
-from pipelines.transforms.failures import FAILED_TAG, failed_event
 
 DEFAULT_MAX_EVENT_BYTES = 1 << 20
 

@@ -31,8 +31,9 @@ from datetime import UTC, datetime, tzinfo
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
-from pipelines.io.codec import drop_nulls
-from pipelines.transforms.javafmt import java_double_to_string
+from pipelines.domain.cert_request import issue_certificate_request
+from pipelines.domain.errors import InvalidRequest
+from pipelines.domain.javafmt import drop_nulls, java_double_to_string
 
 SRC = "AssessmentAggregator"
 """``metadata.src`` of the reference's failed events."""
@@ -40,7 +41,7 @@ DEFAULT_AGG_TYPE = "attempt_metrics"
 INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
-class InvalidAssessment(ValueError):
+class InvalidAssessment(InvalidRequest):
     """The event cannot be processed; the message is the reason put on the failed topic."""
 
 
@@ -528,14 +529,5 @@ def score_update(rows: Sequence[Mapping[str, Any]], agg_type: str = DEFAULT_AGG_
 
 def cert_issue_event(batch_id: str, course_id: str, user_id: str, attempt_id: str, now_ms: int,
                      uuid: str) -> dict[str, Any]:
-    """§2.7: the issue-certificate request, field by field, in the reference's key order."""
-    return {
-        "eid": "BE_JOB_REQUEST",
-        "ets": now_ms,
-        "mid": f"LP.{now_ms}.{uuid}",
-        "actor": {"id": "Course Certificate Generator", "type": "System"},
-        "context": {"pdata": {"ver": "1.0", "id": "org.sunbird.platform"}},
-        "object": {"id": f"{batch_id}_{course_id}", "type": "CourseCertificateGeneration"},
-        "edata": {"userIds": [user_id], "action": "issue-certificate", "iteration": 1, "trigger": "auto-issue",
-                  "batchId": batch_id, "reIssue": False, "courseId": course_id, "attemptId": attempt_id},
-    }
+    """§2.7: the issue-certificate request after a new score, carrying the attempt."""
+    return issue_certificate_request(user_id, course_id, batch_id, now_ms, uuid, attempt_id=attempt_id)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
-from pipelines.transforms.progress import EnrolmentKey, InvalidRequest, Skip, sync_request
+from pipelines.domain.progress import EnrolmentKey, InvalidRequest, Skip, sync_request
 
 MERGE_ACTION = "merge-user-courses-and-cert"
 REFERENCE_JOB_NAME = "MergeUserCourses"

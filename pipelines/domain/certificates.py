@@ -26,9 +26,10 @@ from xml.sax.saxutils import escape as _xml_escape
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.domain.cert_request import ISSUE_ACTION, issue_certificate_request
+from pipelines.domain.errors import InvalidRequest, Skip
 from pipelines.options.fields import parse_bool, ref_option
 
-ISSUE_ACTION = "issue-certificate"
 USER_BLOCKED_CODES = ("UOS_USRRED0006", "USER_ACCOUNT_BLOCKED")
 DEFAULT_BAD_CHARS = "\\x00,\\\\aaa,\\aaa,Ø,Ý"
 USER_FEED_MSG = "You have earned a certificate! Download it from your profile page."
@@ -43,11 +44,7 @@ def _uuid() -> str:
     return str(uuid.uuid4())
 
 
-class Skip(Exception):  # noqa: N818 - a counted skip, not an error
-    """The request is not for this job or the learner does not qualify; counted, not failed."""
-
-
-class CertError(Exception):
+class CertError(InvalidRequest):
     """A request that cannot be processed; the message is the failed event's reason."""
 
 
@@ -347,12 +344,7 @@ BuildCertRequest = build_cert_request
 
 def issue_request_for(user_id: str, course_id: str, batch_id: str, now_ms: int, new_id: NewId = _uuid) -> dict:
     """The issue-certificate request a backfill feeds the pre-processor for one completed enrolment."""
-    return {"eid": "BE_JOB_REQUEST", "ets": now_ms, "mid": f"LP.{now_ms}.{new_id()}",
-            "actor": {"id": "Course Certificate Generator", "type": "System"},
-            "context": {"pdata": {"ver": "1.0", "id": "org.sunbird.platform"}},
-            "object": {"id": f"{batch_id}_{course_id}", "type": "CourseCertificateGeneration"},
-            "edata": {"userIds": [user_id], "action": ISSUE_ACTION, "iteration": 1, "trigger": "auto-issue",
-                      "batchId": batch_id, "reIssue": False, "courseId": course_id}}
+    return issue_certificate_request(user_id, course_id, batch_id, now_ms, new_id())
 
 
 # ---------------------------------------------------------------------------------- generator

@@ -25,13 +25,13 @@ import math
 import re
 from typing import Any, NamedTuple
 
-from pipelines.transforms.javafmt import java_double_to_string
+from pipelines.domain.cache_keys import ANCESTORS, LEAF_NODES, OPTIONAL_NODES, relation_key
+from pipelines.domain.javafmt import java_double_to_string
 
 COLLECTION_MIME_TYPE = "application/vnd.ekstep.content-collection"
 ALLOWED_ACTIONS = ("post-publish-process", "relation-cache-update")
 """``edata.action`` values the reference acts on (``allowedActions``); matched case-sensitively."""
 
-LEAF_NODES, OPTIONAL_NODES, ANCESTORS = "leafnodes", "optionalnodes", "ancestors"
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,11 +277,6 @@ def parent_units(node: dict) -> dict[str, str]:
     for kid in kids:
         out.update(parent_units(kid))
     return out
-
-
-def relation_key(root_id: str, node: str, kind: str) -> str:
-    """The reference's relation cache key: ``<collection id>:<node id>:<kind>``."""
-    return f"{root_id}:{node}:{kind}"
 
 
 class CacheEntries(NamedTuple):

@@ -1,4 +1,8 @@
-"""Java's number formatting, for values the reference wrote with Java and consumers compare as text.
+"""Java's formats, for values the reference wrote with Java and consumers compare as text.
+
+Numbers: ``Double.toString``. JSON: Jackson and Gson (as configured by the reference) leave out
+null-valued entries (``drop_nulls``). Hashes: ``String.hashCode`` (``java_string_hash``), the
+reference's shard key.
 
 Shared by the relation cache (collection-cache JSON written by Jackson) and the assessment job
 (``agg_details`` written by Gson, question ``duration`` as ``BigDecimal.valueOf``).
@@ -8,6 +12,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from typing import Any
 
 
 def java_double_to_string(x: float) -> str:
@@ -32,3 +37,21 @@ def java_double_to_string(x: float) -> str:
     exp += trailing
     sci = len(digits) - 1 + exp  # value = d.ddd * 10**sci
     return f"{sign}{digits[0]}.{digits[1:] or '0'}E{sci}"
+
+
+def drop_nulls(value: Any) -> Any:
+    """The value as Jackson/Gson serialise it: null-valued object entries left out, recursively."""
+    if isinstance(value, dict):
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_nulls(v) for v in value]
+    return value
+
+
+def java_string_hash(s: str) -> int:
+    """Java's ``String.hashCode`` (32-bit signed, over UTF-16 code units)."""
+    data = s.encode("utf-16-le")
+    h = 0
+    for i in range(0, len(data), 2):
+        h = (31 * h + int.from_bytes(data[i:i + 2], "little")) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h

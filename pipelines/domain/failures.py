@@ -1,0 +1,45 @@
+"""Failed-event records, one shape for every job.
+
+The reference has two: jobs-core's ``FailedEventHelper`` adds ``jobName`` and
+``failInfo.error``; the assessment job adds ``flags: {}`` and ``metadata.validation_error`` /
+``metadata.src`` (and loses them at HEAD to a nested-write bug). Consumers of either shape must
+keep working, so a failed event carries both, always with a reason, and the original event is
+kept whole. A record that never parsed is kept as ``raw`` text, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FAILED_TAG = "failed"
+"""The name of the output every job routes these records to (its failed topic or file)."""
+
+
+def failed_event(
+    job_name: str,
+    reason: str,
+    event: dict | None = None,
+    raw: str | None = None,
+    stage: str | None = None,
+    src: str | None = None,
+) -> dict[str, Any]:
+    """Returns the failed-topic record for ``event`` (or the unparsable ``raw`` payload)."""
+    out: dict[str, Any] = dict(event) if event is not None else {"raw": raw}
+    info: dict[str, Any] = {"error": reason}
+    if stage:
+        info["stage"] = stage
+    out["jobName"] = job_name
+    out["failInfo"] = info
+    if not isinstance(out.get("flags"), dict):
+        out.setdefault("flags", {})
+    metadata = out.get("metadata")
+    if metadata is None:
+        metadata = {}
+    if isinstance(metadata, dict):
+        out["metadata"] = {**metadata, "validation_error": reason, "src": src or job_name}
+    return out
+
+
+def failure_reason(failed: dict) -> str:
+    """The reason of a record built by ``failed_event`` (for logs and tests)."""
+    return str((failed.get("failInfo") or {}).get("error", ""))

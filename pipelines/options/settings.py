@@ -1,0 +1,55 @@
+"""Options -> the config objects every job family hands to its clients.
+
+The settings builder of each family lives beside it (``options/progress.py``, ...); these are the
+pieces they all share: the flat option values, where events come from and go to, and the
+Cassandra and dedup-Redis connections, all read from reference keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.io.cassandra import CassandraConfig
+from pipelines.io.events import EventIO, KafkaConfig
+from pipelines.io.redis_store import RedisConfig
+
+
+def values(opts: PipelineOptions) -> dict[str, Any]:
+    """Every option of the job, defaults included, by destination name."""
+    return opts.get_all_options(drop_default=False)
+
+
+def event_io(opts: PipelineOptions) -> EventIO:
+    o = values(opts)
+    kafka = KafkaConfig(
+        bootstrap_servers=o["kafka_broker_servers"],
+        group_id=o.get("kafka_groupid"),
+        auto_offset_reset=o.get("kafka_auto_offset_reset"),
+        expansion_service=o["expansion_service"],
+        max_num_records=o.get("max_num_records"),
+        max_read_time_secs=o.get("max_read_time_secs"),
+        start_read_time_ms=o.get("start_read_time_ms"),
+        producer_overrides={
+            "linger.ms": str(o["kafka_producer_linger_ms"]),
+            "batch.size": str(o["kafka_producer_batch_size"]),
+            "compression.type": str(o["kafka_producer_compression_type"]),
+            "max.request.size": str(o["kafka_producer_max_request_size"]),
+        },
+    )
+    return EventIO(kafka=kafka, input=o.get("input"), output_dir=o.get("output_dir"))
+
+
+def cassandra_config(opts: PipelineOptions, keyspace: str | None = None) -> CassandraConfig:
+    o = values(opts)
+    hosts = tuple(h.strip() for h in str(o["lms_cassandra_host"]).split(",") if h.strip())
+    return CassandraConfig(hosts=hosts, port=int(o["lms_cassandra_port"]),
+                           keyspace=keyspace or o["lms_cassandra_keyspace"],
+                           consistency=o["lms_cassandra_consistency"])
+
+
+def dedup_redis_config(opts: PipelineOptions) -> RedisConfig:
+    o = values(opts)
+    return RedisConfig(host=o["dedup_redis_host"], port=int(o["dedup_redis_port"]),
+                       db=int(o["dedup_redis_database_index"]))
