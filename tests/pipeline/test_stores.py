@@ -25,7 +25,29 @@ def test_execute_many_runs_prepared_statements_concurrently_in_order(db, run_id)
     select = "SELECT mid, payload FROM smoke_event WHERE mid = ?"
     results = db.execute_many(select, [(r[0],) for r in rows])
     assert [res[0].payload for res in results] == [f"p{i}" for i in range(50)], "results line up with params"
-    assert len(db._prepared) == 2, "each statement is prepared once"
+    assert db.prepare(insert) is db.prepare(insert), "each statement is prepared once"
+    assert db.prepare(select) is db.prepare(select)
+
+
+def test_clients_of_one_config_share_one_session_until_the_last_closes(stack):
+    cfg = CassandraConfig(hosts=("127.0.0.1",), port=stack["cassandra"], keyspace="lern_beam", consistency="LOCAL_ONE")
+    a, b = CassandraClient(cfg), CassandraClient(cfg)
+    assert a.session is b.session, "one cluster per worker process, not per DoFn"
+    cluster = a.session.cluster
+    a.close()
+    assert not cluster.is_shutdown, "b still uses it"
+    assert b.execute("SELECT release_version FROM system.local")[0].release_version
+    b.close()
+    assert cluster.is_shutdown, "the last close shuts the cluster down"
+
+
+def test_execute_batches_writes_every_statement(db, run_id):
+    insert = "INSERT INTO smoke_event (mid, shard, payload, batch_size) VALUES (?, ?, ?, ?)"
+    rows = [(f"{run_id}-b{i}", i % 3, f"p{i}", 7) for i in range(120)]
+    db.execute_batches([(insert, r) for r in rows], max_statements=25)
+    db.execute_batches([(insert, r) for r in rows[:10]], logged=True)
+    got = db.execute_many("SELECT payload FROM smoke_event WHERE mid = ?", [(r[0],) for r in rows])
+    assert [res[0].payload for res in got] == [r[2] for r in rows]
 
 
 def test_execute_many_raises_non_transient_errors_at_once(db):
