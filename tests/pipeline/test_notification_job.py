@@ -11,12 +11,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import apache_beam as beam
 import pytest
 import redis
 import requests
 
 from pipelines import notification
-from pipelines.transforms.notification import ACTION
+from pipelines.domain.notification import ACTION
 from tests.batch_runs import read_topic, run_job
 
 SMTP_VIEW = "http://127.0.0.1:2526/messages"
@@ -232,3 +233,67 @@ def test_smtp_login_with_password_from_env_and_refused_login(stack, tmp_path, ru
         assert "s3cret-pw" not in logs.out + logs.err and "wrong-pw" not in json.dumps(dead)
     finally:
         smtp.stop()
+
+
+def test_absurd_iterations_are_dead_lettered_before_anything_is_sent(stack, providers, tmp_path, run_id):
+    """Issue 12: an email with iteration 3,000,000 used to be sent and then mark 3,000,001 dedup
+    keys (1e40 exhausted the worker's memory). Such requests are rejected with a reason now."""
+    to = f"{run_id}-it@example.org"
+    values = [3_000_000, 1e40, -1, 3, 2.5, "x"]
+    lines = [req(f"NS.{run_id}.bad{i}", "email", [to], iteration=v) for i, v in enumerate(values)]
+    ok = req(f"NS.{run_id}.ok", "email", [to], iteration=2)
+    totals, out = run(tmp_path, "iterations", [*lines, ok], *provider_args(providers))
+
+    failed = read(out, "lms.notification.failed")
+    assert sorted(f["mid"] for f in failed) == sorted(e["mid"] for e in lines)
+    for f in failed:
+        assert "edata.iteration must be a whole number from 0 to 2" in f["failInfo"]["error"]
+        assert f["failInfo"]["stage"] == "validate" and f["edata"]["request"] == ok["edata"]["request"]
+    assert [f["edata"]["iteration"] for f in sorted(failed, key=lambda f: f["mid"])] == values  # kept whole
+    assert [m["rcpt_tos"] for m in mails(run_id)] == [[to]]  # only the valid request was sent
+    dedup = redis.Redis(port=stack["redis"], db=3)
+    assert sorted(k.decode() for k in dedup.scan_iter(f"notification:NS.{run_id}.*", count=1000)) == [
+        f"notification:NS.{run_id}.ok:{i}" for i in range(3)]
+    assert totals["dead-letter-events-count"] == len(values) and totals["success-events-count"] == 1
+    assert outcome(totals) == (1, 0, len(values))
+
+
+def test_send_notifications_composite_against_smtp_and_redis(stack, tmp_path, run_id):
+    """SendNotifications alone (as Beam's own composites are tested): one email sent through the
+    real SMTP server, a duplicate dropped by the real dedup store, a refused SMTP send re-queued
+    and, on its last attempt, dead-lettered."""
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines.io.redis_store import RedisConfig
+    from pipelines.io.senders import ChannelConfig
+    from pipelines.options.notification import NotificationSettings
+    from pipelines.transforms.notification import SendNotifications
+
+    good = req(f"NS.{run_id}.c1", "email", [f"{run_id}-c@example.org"], subject="composite")
+    dedup_cfg = RedisConfig(port=stack["redis"], db=3)
+    ok = NotificationSettings(ChannelConfig(smtp_port=stack["smtp"]))
+    with TestPipeline() as p:
+        sent, retry, failed = (p | "Good" >> beam.Create([good, good])
+                               | "SendOk" >> SendNotifications("notification-trigger", ok, dedup_cfg,
+                                                               max_buffering_secs=None))
+        assert_that(sent | "SentMid" >> beam.Map(lambda e: e["mid"]), equal_to([good["mid"]]), label="sent")
+        assert_that(retry, equal_to([]), label="noretry")
+        assert_that(failed, equal_to([]), label="nofail")
+    assert [m["subject"] for m in mails(run_id)] == ["composite"]
+    assert redis.Redis(port=stack["redis"], db=3).exists(f"notification:{good['mid']}:2")
+
+    first = req(f"NS.{run_id}.c2", "email", [f"{run_id}-r@example.org"], iteration=1)
+    last = req(f"NS.{run_id}.c3", "email", [f"{run_id}-r@example.org"], iteration=2)
+    refused = NotificationSettings(ChannelConfig(smtp_port=1, smtp_timeout_secs=2), dedup_enabled=False)
+    with TestPipeline() as p:
+        sent, retry, failed = (p | "Refused" >> beam.Create([first, last])
+                               | "SendRefused" >> SendNotifications("notification-trigger", refused, None,
+                                                                    max_buffering_secs=None))
+        assert_that(sent, equal_to([]), label="nothing-sent")
+        assert_that(retry | "RetryIt" >> beam.Map(lambda e: (e["mid"], e["edata"]["iteration"])),
+                    equal_to([(first["mid"], 2)]), label="requeued")
+        assert_that(failed | "Why" >> beam.Map(lambda f: (f["mid"], "SMTP send failed" in f["failInfo"]["error"],
+                                                          f["jobName"])),
+                    equal_to([(last["mid"], True, "notification-trigger")]), label="dead")
+

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pipelines import notification
-from pipelines.transforms import notification as N
+from pipelines.domain import notification as N
+from pipelines.io import senders
+from pipelines.options import notification as NO
 
 
 def request(mode="email", ids=("ann@example.org",), data="Hello $name", params=None, iteration=1, **config):
@@ -159,7 +161,7 @@ def test_email_message_single_recipient_to_many_bcc():
 
 
 def test_channel_config_repr_hides_secrets():
-    cfg = N.ChannelConfig(smtp_password="hunter2", sms_auth_key="k1", fcm_account_key="k2")
+    cfg = senders.ChannelConfig(smtp_password="hunter2", sms_auth_key="k1", fcm_account_key="k2")
     assert "hunter2" not in repr(cfg) and "k1" not in repr(cfg)
 
 
@@ -171,11 +173,11 @@ def test_defaults_follow_the_env():
 def test_password_comes_from_the_sdk_env_variable(monkeypatch):
     from pipelines import job
     monkeypatch.setenv("sunbird_mail_server_password", "from-env")
-    opts = job.job_options([], notification.defaults, (notification.NotificationOptions,))
-    cfg = notification.channel_config(opts)
-    assert cfg.smtp_password == "" and N.Senders(cfg).smtp_password == "from-env"  # read on the worker only
-    opts = job.job_options(["--mail_server_password=flag"], notification.defaults, (notification.NotificationOptions,))
-    assert N.Senders(notification.channel_config(opts)).smtp_password == "flag"
+    opts = job.job_options([], notification.defaults, (NO.NotificationOptions,))
+    cfg = NO.channel_config(opts)
+    assert cfg.smtp_password == "" and senders.Senders(cfg).smtp_password == "from-env"  # read on the worker only
+    opts = job.job_options(["--mail_server_password=flag"], notification.defaults, (NO.NotificationOptions,))
+    assert senders.Senders(NO.channel_config(opts)).smtp_password == "flag"
 
 
 def test_reference_style_conf_with_blank_mail_settings(tmp_path, monkeypatch):
@@ -184,7 +186,76 @@ def test_reference_style_conf_with_blank_mail_settings(tmp_path, monkeypatch):
     conf.write_text('kafka { input.topic = "qa.lms.notification" }\nmail_server_port = ""\nmail_server_host = ""\n'
                     'sms_default_sender = "LERNSM"\n')
     monkeypatch.setenv("sunbird_mail_server_port", "2600")
-    opts = job.job_options(["--config", str(conf)], notification.defaults, (notification.NotificationOptions,))
-    cfg = notification.channel_config(opts)
+    opts = job.job_options(["--config", str(conf)], notification.defaults, (NO.NotificationOptions,))
+    cfg = NO.channel_config(opts)
     assert (cfg.smtp_host, cfg.smtp_port, cfg.sms_sender) == ("localhost", 2600, "LERNSM")
     assert job.values(opts)["kafka_input_topic"] == "qa.lms.notification"
+
+
+# ---------------------------------------------------------------- issue 12: a hostile edata.iteration
+
+@pytest.mark.parametrize("value", [3_000_000, 10**40, 1e40, -1, 3, 2.5, 2.0, "2.5", "x", "9" * 5000, True, [1], {}])
+def test_absurd_iterations_are_rejected_with_a_reason(value):
+    ev = request()
+    ev["edata"]["iteration"] = value
+    with pytest.raises(N.InvalidNotification, match=r"edata.iteration must be a whole number from 0 to 2"):
+        N.parse_notification(ev, max_iterations=2)
+    with pytest.raises(N.InvalidNotification):
+        N.RequestParser(2)(ev)
+
+
+@pytest.mark.parametrize("value,expected", [(None, 1), (0, 0), (1, 1), (2, 2), ("2", 2), (" 1 ", 1)])
+def test_iterations_within_the_maximum_are_accepted(value, expected):
+    ev = request()
+    ev["edata"]["iteration"] = value
+    assert N.check_iteration(ev["edata"], 2) == expected
+    assert N.RequestParser(2)(ev) == [ev]
+
+
+def test_missing_iteration_is_the_first_attempt():
+    ev = request()
+    del ev["edata"]["iteration"]
+    assert N.check_iteration(ev["edata"], 2) == 1 and N.parse_notification(ev).mode == "email"
+
+
+def test_sent_keys_never_exceed_the_maximum_whatever_the_event_says():
+    # Before the fix: one key per iteration up to the event's own value (3,000,001 keys here).
+    ev = request(iteration=3_000_000)
+    assert N.sent_keys(ev, 2) == ["notification:NS.1.abc:0", "notification:NS.1.abc:1", "notification:NS.1.abc:2"]
+    assert len(N.sent_keys(request(iteration=10**40), 5)) == 6
+    assert len(N.sent_keys(request(), 10**9)) == N.MAX_ITERATIONS_LIMIT + 1
+
+
+def test_iteration_of_never_parses_a_huge_digit_string():
+    ev = request()
+    ev["edata"]["iteration"] = "9" * 100_000  # int() of this would raise (or take long) in Python 3.11
+    assert N.iteration_of(ev) == 1
+
+
+@pytest.mark.parametrize("count", [0, -1, N.MAX_ITERATIONS_LIMIT + 1])
+def test_max_iteration_count_out_of_range_is_refused_at_startup(count):
+    from pipelines import job
+    opts = job.job_options([f"--max_iteration_count={count}"], notification.defaults, (NO.NotificationOptions,))
+    with pytest.raises(ValueError, match="max_iteration_count must be 1 to 100"):
+        NO.notification_settings(opts)
+
+
+def test_settings_from_options():
+    from pipelines import job
+    opts = job.job_options(["--max_iteration_count=3", "--notification_dedup_enabled=false"], notification.defaults,
+                           (NO.NotificationOptions,))
+    s = NO.notification_settings(opts)
+    assert (s.max_iterations, s.dedup_enabled, s.dedup_expiry_secs) == (3, False, 604800)
+    assert s.channels.smtp_port == 2525
+
+
+def test_senders_are_a_context_manager_and_hide_secrets(monkeypatch):
+    monkeypatch.delenv("sunbird_msg_91_auth", raising=False)
+    cfg = senders.ChannelConfig(smtp_password="hunter2", sms_auth_key="", fcm_account_key="k2")
+    with senders.Senders(cfg) as s:
+        assert "hunter2" not in repr(s) and "k2" not in repr(s)
+        with pytest.raises(senders.SmsFailed, match="sms_auth_key is not configured"):
+            s.sms.send({"sms": []})
+    assert s.http._session is None
+    with pytest.raises(ValueError, match="smtp_tls"):
+        senders.ChannelConfig(smtp_tls="tls1.0")
