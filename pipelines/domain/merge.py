@@ -27,8 +27,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
-from pipelines.domain.progress import EnrolmentKey, InvalidRequest, Skip, sync_request
+from pipelines.domain.errors import InvalidRequest, Skip
+from pipelines.domain.failures import failed_event
+from pipelines.domain.progress import EnrolmentKey, sync_request
 
+JOB_NAME = "merge-user-courses"
+"""The job's name: metric namespace, and ``metadata.src`` of its failed records."""
 MERGE_ACTION = "merge-user-courses-and-cert"
 REFERENCE_JOB_NAME = "MergeUserCourses"
 """``jobName`` of the reference's failed JSON (§3.6)."""
@@ -58,13 +62,16 @@ def _account_id(edata: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def parse_merge_request(event: Mapping[str, Any], strict_action: bool = True) -> MergeRequest:
+def parse_merge_request(event: Mapping[str, Any], strict_action: bool = False) -> MergeRequest:
     """A ``BE_JOB_REQUEST`` account-merge event -> the two account ids (§3.2).
 
     ``Skip`` (reference: skipped-event-count) for an empty ``edata`` or a missing/empty id;
     ``InvalidRequest`` (reference: an exception that restarted the job) for a missing
-    ``edata``, a non-string id, the same account on both sides, and, when ``strict_action``, an
-    action other than ``merge-user-courses-and-cert`` (the reference accepted any action).
+    ``edata``, a non-string id, the same account on both sides, and, only when
+    ``strict_action``, an action other than ``merge-user-courses-and-cert``. Not strict by
+    default: the reference reads no ``edata.action`` at all, and its own requests carry none
+    (``{"edata": {"fromAccountId": ..., "toAccountId": ...}}``), so a strict default would merge
+    nothing a reference producer sends.
     """
     edata = event.get("edata")
     if not isinstance(edata, Mapping):
@@ -80,6 +87,34 @@ def parse_merge_request(event: Mapping[str, Any], strict_action: bool = True) ->
     if strict_action and not known:
         raise InvalidRequest(f"unknown action {action!r}: expected {MERGE_ACTION}")
     return MergeRequest(from_user, to_user, action if isinstance(action, str) else None, known)
+
+
+@dataclass(frozen=True)
+class MergeWork:
+    """A valid request and the event it came from (kept whole for a failed record)."""
+
+    request: MergeRequest
+    event: dict
+
+
+def parse_merge_work(event: dict, strict_action: bool = False) -> list[MergeWork]:
+    """The parser ``ValidateEvents`` runs: one ``MergeWork``, or ``Skip`` / ``InvalidRequest``."""
+    return [MergeWork(parse_merge_request(event, strict_action), event)]
+
+
+def as_reference_failure(record: dict[str, Any]) -> dict[str, Any]:
+    """A failed record in the reference's shape (§3.6): ``jobName: MergeUserCourses`` and
+    ``failInfo.errorCode: DATA_ERROR`` before the shared ``error``/``stage``."""
+    out = dict(record)
+    out["jobName"] = REFERENCE_JOB_NAME
+    out["failInfo"] = {"errorCode": "DATA_ERROR", **(record.get("failInfo") or {})}
+    return out
+
+
+def merge_failure(reason: str, event: dict | None = None, raw: str | None = None,
+                  stage: str | None = None) -> dict[str, Any]:
+    """The failed-topic record of this job for ``event``: the shared record, reference-shaped."""
+    return as_reference_failure(failed_event(JOB_NAME, reason, event, raw=raw, stage=stage))
 
 
 # ------------------------------------------------------------------- Java SimpleDateFormat parse

@@ -12,11 +12,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import apache_beam as beam
 import pytest
 import redis
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines import enrolment_sync, merge_courses
 from pipelines.domain import merge as M
+from pipelines.io.cassandra import CassandraConfig
+from pipelines.io.redis_store import RedisConfig
+from pipelines.options.merge import MergeSettings
+from pipelines.transforms.merge import ENROLMENT_SYNC_TAG, FAILED_TAG, SYNC_TAG, MergeCourses
 from tests.batch_runs import read_topic, run_job
 from tests.progress_data import seed_course
 
@@ -345,15 +352,14 @@ def test_bad_input_goes_to_the_failed_topic_with_reasons_and_counts_add_up(cql, 
         merge_request(s, f"{run_id}-same", toAccountId=s["F"]),
         merge_request(s, f"{run_id}-action", action="delete-user"),
     ]
-    totals, out = run(merge_courses, tmp_path, "bad", lines)
+    totals, out = run(merge_courses, tmp_path, "bad", lines, "--merge_action_strict=true")
     failed = read(out, OUT["failed"])
     by_mid = {f.get("mid", f.get("raw")): f["failInfo"]["error"] for f in failed}
+    # Skipped requests (empty edata, an id missing or empty: the reference's skipped-event-count)
+    # are counted, not failed: the failed topic holds exactly one record per failed event.
     assert by_mid == {
         "[1, 2]": "event must be a JSON object, got list",
         f"{run_id}-noedata": "edata is missing or not an object",
-        f"{run_id}-empty": "ERR_MERGE_USER_COURSES_SAMZA: edata is empty",
-        f"{run_id}-nofrom": "ERR_MERGE_USER_COURSES_SAMZA: edata.fromAccountId is missing or empty",
-        f"{run_id}-noto": "ERR_MERGE_USER_COURSES_SAMZA: edata.toAccountId is missing or empty",
         f"{run_id}-int": "edata.toAccountId is not a string: 7",
         f"{run_id}-same": f"fromAccountId and toAccountId are the same account: {s['F']}",
         f"{run_id}-action": f"unknown action 'delete-user': expected {M.MERGE_ACTION}",
@@ -368,9 +374,31 @@ def test_bad_input_goes_to_the_failed_topic_with_reasons_and_counts_add_up(cql, 
     # processed + skipped + failed = input
     assert totals["success-events-count"] + totals["skipped-event-count"] + totals["failed-events-count"] == len(lines)
     assert (totals["success-events-count"], totals["skipped-event-count"], totals["failed-events-count"]) == (1, 3, 6)
+    assert len(failed) == totals["failed-events-count"], "one failed record per failed event"
     assert totals["total-events-count"] == len(lines) - 2, "parse failures never reach the merge"
     assert totals["unknown-action-count"] == 1
     assert len(read(out, OUT["sync"])) == 1
+
+
+def test_the_references_own_requests_without_an_action_are_merged_with_default_flags(cql, tmp_path, run_id):
+    """Issue 12: the reference reads no ``edata.action`` and its own requests (its test fixture's
+    shape) carry none; with default flags such a request must be merged, not failed."""
+    s = {"F": f"{run_id}-F", "T": f"{run_id}-T"}
+    insert(cql, "user_enrolments", {"userid": s["F"], "courseid": f"{run_id}-C", "batchid": f"{run_id}-B",
+                                    "status": 1})
+    reference_request = {"eid": "BE_JOB_REQUEST", "ets": 1563788371969, "mid": f"LMS.{run_id}",
+                         "edata": {"fromAccountId": s["F"], "toAccountId": s["T"]}}
+    totals, out = run(merge_courses, tmp_path, "reference", [reference_request])
+    assert read(out, OUT["failed"]) == []
+    assert totals["success-events-count"] == 1 and totals.get("failed-events-count", 0) == 0
+    assert [(e["userid"], e["batchid"]) for e in rows(cql, "user_enrolments", s["T"])] == [(s["T"], f"{run_id}-B")]
+    assert [e["edata"]["userId"] for e in read(out, OUT["sync"])] == [s["T"]]
+    # Strictness is opt-in.
+    totals, out = run(merge_courses, tmp_path, "strict", [{**reference_request, "mid": f"LMS.{run_id}.2"}],
+                      "--merge_action_strict=true")
+    assert [f["failInfo"]["error"] for f in read(out, OUT["failed"])] == [
+        f"unknown action None: expected {M.MERGE_ACTION}"]
+    assert totals["failed-events-count"] == 1
 
 
 def test_lenient_action_and_disabled_recompute_outputs(cql, tmp_path, run_id):
@@ -424,3 +452,29 @@ def test_an_unreachable_marker_store_is_dead_lettered_after_retries(cql, tmp_pat
     assert [f["failInfo"]["stage"] for f in failed] == ["marker"]
     assert totals["failed-events-count"] == 1
     assert rows(cql, "user_enrolments", s["T"]) == [], "nothing is written without the guard"
+
+
+# ------------------------------------------------------------------------ the composite itself
+
+def test_merge_courses_composite_merges_against_the_real_stores(cql, markers, run_id):
+    """``MergeCourses`` on its own (``TestPipeline`` + ``assert_that``, as Beam tests its
+    composites): a merge migrates F's enrolment and emits the target's requests; a repeat of the
+    same request in the same input is a no-op that only re-emits them."""
+    F, T, C, B = (f"{run_id}-{k}" for k in ("F", "T", "C", "B"))
+    insert(cql, "user_enrolments", {"userid": F, "courseid": C, "batchid": B, "status": 1})
+    settings = MergeSettings(
+        cassandra=CassandraConfig(hosts=("127.0.0.1",), keyspace="sunbird_courses", consistency="ONE"),
+        markers=RedisConfig(port=6379, db=3),
+        tables={"consumption": "user_content_consumption", "enrolments": "user_enrolments",
+                "activity_agg": "user_activity_agg", "assessment": "assessment_aggregator"})
+    event = {"mid": f"{run_id}-m", "edata": {"fromAccountId": F, "toAccountId": T}}
+    work = M.parse_merge_work(event)[0]
+    with TestPipeline() as p:
+        out = p | beam.Create([work, work]) | MergeCourses(settings, shards=1, batch_size=10, max_buffering_secs=None)
+        assert_that(out[SYNC_TAG] | "SyncKeys" >> beam.Map(
+            lambda e: (e["edata"]["action"], e["edata"]["userId"], e["edata"]["courseId"], e["edata"]["batchId"])),
+            equal_to([("batch-enrolment-sync", T, C, B)] * 2), label="sync")
+        assert_that(out[ENROLMENT_SYNC_TAG], equal_to([M.enrolment_sync_request(B, T, C)] * 2), label="enrolment")
+        assert_that(out[FAILED_TAG], equal_to([]), label="failed")
+    assert [(e["userid"], e["courseid"], e["batchid"]) for e in rows(cql, "user_enrolments", T)] == [(T, C, B)]
+    assert markers.exists(M.marker_keys(F, T)[1])

@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import apache_beam as beam
 import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines import merge_courses
 from pipelines.domain import merge as M
 from pipelines.domain import progress as P
 from pipelines.options import parse_job_options
+from pipelines.options.merge import merge_settings
+from pipelines.transforms.merge import ValidateMergeRequests
 
 F, T = "from-user", "to-user"
 
@@ -57,12 +62,23 @@ def test_empty_edata_or_missing_ids_are_skips_as_in_the_reference(event, reason)
 ])
 def test_invalid_requests_fail_with_a_reason_instead_of_crashing(event, reason):
     with pytest.raises(M.InvalidRequest, match=reason):
-        M.parse_merge_request(event)
+        M.parse_merge_request(event, strict_action=True)
 
 
 def test_same_account_is_refused_because_merging_into_itself_doubles_every_counter():
     with pytest.raises(M.InvalidRequest):
         M.parse_merge_request(request(fromAccountId="u", toAccountId="u"), strict_action=False)
+
+
+def test_the_references_own_request_without_an_action_is_accepted_by_default():
+    """Issue 12: the reference reads no action; its test fixture's requests have none."""
+    reference = {"eid": "BE_JOB_REQUEST", "ets": 1563788371969, "mid": "LMS.1563788371969",
+                 "edata": {"fromAccountId": "user001", "toAccountId": "user002"}}
+    assert M.parse_merge_request(reference) == M.MergeRequest("user001", "user002", None, False)
+    assert M.parse_merge_work(reference) == [M.MergeWork(M.MergeRequest("user001", "user002", None, False),
+                                                         reference)]
+    with pytest.raises(M.InvalidRequest, match="unknown action None"):
+        M.parse_merge_request(reference, strict_action=True)
 
 
 def test_lenient_action_mode_accepts_any_action_like_the_reference():
@@ -337,7 +353,9 @@ def test_options_have_the_reference_and_job_defaults():
     assert o["kafka_groupid"] == "local-merge-courses-group"
     assert o["course_date_format"] == "yyyy-MM-dd HH:mm:ss:SSSZ"
     assert o["merge_enrolment_sync_enabled"] is True and o["merge_assessment_enabled"] is True
-    assert o["merge_action_strict"] is True and o["merge_marker_expiry"] == 0
+    # Not strict by default (issue 12): the reference's own requests carry no edata.action.
+    assert o["merge_action_strict"] is False and o["merge_marker_expiry"] == 0
+    assert _opts(["--merge_action_strict=true"]).get_all_options()["merge_action_strict"] is True
     assert (o["lms_cassandra_host"], o["lms_cassandra_port"]) == ("localhost", 9042)
     assert o["lms_cassandra_content_consumption_table"] == "user_content_consumption"
 
@@ -364,19 +382,39 @@ def test_the_packaged_confs_swapped_cassandra_host_and_port_fail_with_a_clear_me
 
 def test_an_unsupported_date_format_stops_the_job_at_start():
     with pytest.raises(SystemExit, match="course.date.format"):
-        merge_courses.merge_settings(_opts(["--course_date_format=yyyy-QQ"]))
+        merge_settings(_opts(["--course_date_format=yyyy-QQ"]))
 
 
 def test_failed_records_keep_the_reference_fields_and_the_event():
     ev = request(toAccountId="")
-    rec = merge_courses.merge_failure("ERR_MERGE_USER_COURSES_SAMZA: edata.toAccountId is missing or empty", ev,
+    rec = M.merge_failure("ERR_MERGE_USER_COURSES_SAMZA: edata.toAccountId is missing or empty", ev,
                                       stage="validate")
     assert rec["jobName"] == "MergeUserCourses"
     assert rec["failInfo"] == {"errorCode": "DATA_ERROR", "stage": "validate",
                                "error": "ERR_MERGE_USER_COURSES_SAMZA: edata.toAccountId is missing or empty"}
     assert rec["edata"] == ev["edata"] and rec["mid"] == ev["mid"]
     assert rec["metadata"] == {"validation_error": rec["failInfo"]["error"], "src": "merge-user-courses"}
-    parse = merge_courses.as_reference_failure({"raw": "{x", "jobName": "merge-user-courses",
+    parse = M.as_reference_failure({"raw": "{x", "jobName": "merge-user-courses",
                                                 "failInfo": {"error": "malformed JSON", "stage": "parse"}})
     assert parse == {"raw": "{x", "jobName": "MergeUserCourses",
                      "failInfo": {"errorCode": "DATA_ERROR", "error": "malformed JSON", "stage": "parse"}}
+
+
+# ----------------------------------------------------------------- the validation composite
+
+def test_validate_merge_requests_routes_each_request_to_exactly_one_outcome():
+    """``ValidateMergeRequests`` (``TestPipeline`` + ``assert_that``): merge work for valid
+    requests, one failed record per invalid one, and skips counted with no record."""
+    good, bare = request(), {"mid": "ref", "edata": {"fromAccountId": F, "toAccountId": T}}
+    skipped, invalid = request(toAccountId=""), request(toAccountId=F)
+    with TestPipeline() as p:
+        work, failed = p | beam.Create([good, bare, skipped, invalid]) | ValidateMergeRequests()
+        assert_that(work | "Pairs" >> beam.Map(lambda w: (w.request.from_user, w.request.to_user, w.event["mid"])),
+                    equal_to([(F, T, "LP.1.x"), (F, T, "ref")]), label="work")
+        assert_that(failed | "Reasons" >> beam.Map(lambda f: (f["failInfo"]["error"], f["edata"])),
+                    equal_to([(f"fromAccountId and toAccountId are the same account: {F}", invalid["edata"])]),
+                    label="failed")
+    with TestPipeline() as p:
+        _, failed = p | beam.Create([bare]) | ValidateMergeRequests(strict_action=True)
+        assert_that(failed | beam.Map(lambda f: f["failInfo"]["error"]),
+                    equal_to([f"unknown action None: expected {M.MERGE_ACTION}"]))
