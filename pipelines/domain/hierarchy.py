@@ -26,6 +26,7 @@ import re
 from typing import Any, NamedTuple
 
 from pipelines.domain.cache_keys import ANCESTORS, LEAF_NODES, OPTIONAL_NODES, relation_key
+from pipelines.domain.errors import InvalidRequest, Skip
 from pipelines.domain.javafmt import java_double_to_string
 
 COLLECTION_MIME_TYPE = "application/vnd.ekstep.content-collection"
@@ -82,6 +83,18 @@ def classify_event(event: dict) -> Decision:
     if identifier is None or not identifier.strip():
         return Decision("fail", "missing or blank edata.identifier")
     return Decision("process", identifier)
+
+
+def collection_request(event: dict) -> list[tuple[str, dict]]:
+    """The parser ``ValidateEvents`` runs: ``[(collection id, event)]`` for a relation cache
+    request; ``Skip(reason code)`` for other traffic on the shared topic (the code names the
+    ``skipped-<code>-count`` metric); ``InvalidRequest`` for a request that names no collection."""
+    decision = classify_event(event)
+    if decision.outcome == "skip":
+        raise Skip(decision.value)
+    if decision.outcome == "fail":
+        raise InvalidRequest(decision.value)
+    return [(decision.value, event)]
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,11 +11,18 @@ import importlib.util
 import json
 from pathlib import Path
 
+import apache_beam as beam
 import pytest
 import redis
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
 from cassandra.cluster import Cluster
 
 from pipelines import job, relation_cache
+from pipelines.io.cassandra import CassandraConfig
+from pipelines.io.redis_store import RedisConfig
+from pipelines.options.relation_cache import RelationCacheSettings
+from pipelines.transforms.relation_cache import SelectCollectionRequests, UpdateRelationCache
 
 JOB = relation_cache.JOB_NAME
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "local" / "sample" / "relation-cache"
@@ -262,3 +269,31 @@ def test_store_faults_are_retried_then_dead_lettered(stores, tmp_path, run_id, f
     assert failed[0]["failInfo"]["error"].startswith(reason)
     assert totals[f"{JOB}:failed-events-count"] == 1
     assert totals.get(f"{JOB}:success-events-count", 0) == 0
+
+
+def test_the_composites_select_requests_and_rewrite_the_caches_against_the_real_stores(stores, run_id):
+    """``SelectCollectionRequests`` and ``UpdateRelationCache`` on their own (``TestPipeline`` +
+    ``assert_that``): requests are keyed by collection id, other traffic is skipped, and a
+    cached collection's keys are exactly the sample course's; a missing hierarchy fails alone."""
+    course, hierarchy = sample_course(run_id)
+    stores.put(course, hierarchy)
+    missing = f"{run_id}_do_missing"
+    settings = RelationCacheSettings(
+        job_name=JOB, cassandra=CassandraConfig(hosts=("127.0.0.1",), keyspace="dev_hierarchy_store",
+                                                consistency="ONE"),
+        table="content_hierarchy", relation=RedisConfig(db=10), collection=RedisConfig(db=5))
+    events = [request(course, mid="ok"), request(course, action="publish", mid="other"),
+              request(missing, mid="missing")]
+    with TestPipeline() as p:
+        requests, invalid = p | beam.Create(events) | SelectCollectionRequests(JOB)
+        assert_that(requests | "Ids" >> beam.Map(lambda r: (r[0], r[1]["mid"])),
+                    equal_to([(course, "ok"), (missing, "missing")]), label="requests")
+        assert_that(invalid, equal_to([]), label="invalid")
+        done, failed = requests | UpdateRelationCache(settings)
+        assert_that(done, equal_to([course]), label="done")
+        assert_that(failed | "Stages" >> beam.Map(lambda f: (f["mid"], f["failInfo"]["stage"])),
+                    equal_to([("missing", "read")]), label="failed")
+    expected = expected_relation_keys(course, run_id)
+    snap = redis_snapshot(stores.relation, run_id)
+    assert {k: v for k, v in snap.items() if k.startswith(f"{course}:")} == \
+        {k: ("set", members, -1) for k, members in expected.items()}
