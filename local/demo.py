@@ -51,7 +51,7 @@ def banner(text: str) -> None:
 
 
 def cert_extra_groups(module) -> tuple:
-    from pipelines.domain.certificates import CertOptions
+    from pipelines.options.certificates import CertOptions
 
     return (CertOptions,)
 

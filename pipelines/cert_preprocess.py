@@ -4,10 +4,10 @@
     python -m pipelines.cert_preprocess --input requests.jsonl --output_dir out/
     python -m pipelines.cert_preprocess --from_cassandra --course_id=C [--batch_id=B] [--user_id=U] --output_dir out/
 
-Reads ``issue-certificate`` requests (``<env>.issue.certificate.request``), reads the batch's
-``course_batch.cert_templates``, and for every SVG template whose criteria the learner meets
-(enrolment status, assessment score, user profile; see ``pipelines.domain.certificates``)
-emits a ``generate-certificate`` event to ``<env>.generate.certificate.request``.
+Reads ``issue-certificate`` requests (``<env>.issue.certificate.request``), and for every SVG
+template of the batch whose criteria the learner meets (``ValidateCertCriteria``: enrolment
+status, assessment score, user profile; rules in ``pipelines.domain.certificates``) emits a
+``generate-certificate`` event to ``<env>.generate.certificate.request``.
 ``--from_cassandra`` backfills a batch: every completed enrolment (status 2) becomes a request,
 and templates already issued to the learner are skipped, so only what is missing is requested
 (the generator's claim makes each issuance happen once even if a request is repeated).
@@ -22,11 +22,11 @@ from typing import Any
 import apache_beam as beam
 
 from pipelines import job
-from pipelines.domain.certificates import CertOptions, issue_request_for
-from pipelines.domain.failures import FAILED_TAG
+from pipelines.domain.certificates import issue_request_for
 from pipelines.io.enrolment_scan import ScanEnrolments, selection
 from pipelines.io.events import ReadEvents, WriteEvents
-from pipelines.transforms.cert_store import PreprocessFn, cert_settings
+from pipelines.options.certificates import CertOptions, cert_settings
+from pipelines.transforms.cert_criteria import ValidateCertCriteria
 
 JOB_NAME = "collection-cert-pre-processor"
 FAILED_METRIC = "failed-events-count"
@@ -61,17 +61,13 @@ def build(p: beam.Pipeline, opts) -> None:
     else:
         requests, parse_failed = p | "Read" >> ReadEvents(io, o["kafka_input_topic"], JOB_NAME, FAILED_METRIC)
         failures.append(parse_failed)
-    out = requests | "Preprocess" >> beam.ParDo(PreprocessFn(cert_settings(opts, JOB_NAME))).with_outputs(
-        FAILED_TAG, main="generate")
-    out.generate | "WriteGenerate" >> WriteEvents(io, o["kafka_output_topic"])
-    failures.append(out[FAILED_TAG])
+    generate, failed = requests | "ValidateCertCriteria" >> ValidateCertCriteria(cert_settings(opts, JOB_NAME))
+    generate | "WriteGenerate" >> WriteEvents(io, o["kafka_output_topic"])
+    failures.append(failed)
     tuple(failures) | "Failures" >> beam.Flatten() | "WriteFailed" >> WriteEvents(io, o["kafka_output_failed_topic"])
 
 
-def main(argv=None) -> int:
-    job.setup_logging()
-    job.run(build, argv, defaults, extra_groups=(CertOptions,))
-    return 0
+main = job.entrypoint(build, defaults, extra_groups=(CertOptions,))
 
 
 if __name__ == "__main__":

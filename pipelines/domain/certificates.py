@@ -19,18 +19,15 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 from xml.sax.saxutils import escape as _xml_escape
 
-from apache_beam.options.pipeline_options import PipelineOptions
-
 from pipelines.domain.cert_request import ISSUE_ACTION, issue_certificate_request
 from pipelines.domain.errors import InvalidRequest, Skip
-from pipelines.options.fields import parse_bool, ref_option
 
-USER_BLOCKED_CODES = ("UOS_USRRED0006", "USER_ACCOUNT_BLOCKED")
 DEFAULT_BAD_CHARS = "\\x00,\\\\aaa,\\aaa,Ø,Ý"
 USER_FEED_MSG = "You have earned a certificate! Download it from your profile page."
 SMS_BODY = ("Congratulations! Download your course certificate from your profile page. If you have a problem "
@@ -38,6 +35,7 @@ SMS_BODY = ("Congratulations! Download your course certificate from your profile
 CERT_ID_NAMESPACE = uuid.UUID("6f0c2a52-3a0e-5d8e-9a57-4c45e2a1c0de")
 _TAG_RE = re.compile(r"[!@#$%^&*()+=,.?/\":;'{}|<>\s-]")
 NewId = Callable[[], str]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _uuid() -> str:
@@ -46,45 +44,6 @@ def _uuid() -> str:
 
 class CertError(InvalidRequest):
     """A request that cannot be processed; the message is the failed event's reason."""
-
-
-# ------------------------------------------------------------------------------------ options
-
-
-class CertOptions(PipelineOptions):
-    """collection-cert-pre-processor and collection-certificate-generator (reference conf keys)."""
-
-    @classmethod
-    def _add_argparse_args(cls, parser: Any) -> None:
-        ref_option(parser, "cert_domain_url", default="https://dev.sunbirded.org",
-                   help="Certificate domain; basePath = <this>/certs.")
-        ref_option(parser, "assessment.metrics.supported.contenttype", default="SelfAssess",
-                   help="Comma-separated content types whose scores count for assessment criteria.")
-        ref_option(parser, "enable.suppress.exception", default=True, type=parse_bool,
-                   help="Pre-processor: content without metadata is ignored instead of failing the event. "
-                        "Generator: an invalid signatory list is logged instead of failing the event.")
-        ref_option(parser, "enable.rc.certificate", default=True, type=parse_bool,
-                   help="Issue through Sunbird RC (the only path implemented; false fails events with a reason).")
-        ref_option(parser, "cloud_storage_base_url", default="https://sunbirddev.blob.core.windows.net",
-                   help="Cloud storage base URL (used when cloud_storage_cname_url is empty).")
-        ref_option(parser, "cloud_store_base_path_placeholder", default="CLOUD_BASE_PATH",
-                   help="Placeholder in template URLs replaced by <base url>/<content container>.")
-        ref_option(parser, "content_cloud_storage_container", default="sunbird-content-staging",
-                   help="Content container appended to the storage base URL.")
-        ref_option(parser, "cloud_storage_cname_url", default="https://obj.dev.sunbirded.org",
-                   help="CNAME of the storage; preferred over cloud_storage_base_url when set.")
-        ref_option(parser, "task.rc.badcharlist", default=DEFAULT_BAD_CHARS,
-                   help="Comma-separated substrings removed from the serialized RC create request.")
-        ref_option(parser, "lms-cassandra.sbkeyspace", default="sunbird", help="Sunbird keyspace (cert_registry).")
-        ref_option(parser, "lms-cassandra.certreg.table", default="cert_registry",
-                   help="Legacy certificate registry table (old record deleted on re-issue when RC has none).")
-        ref_option(parser, "sunbird_instance_name", default="Sunbird", help="Instance name in the SMS body.")
-        ref_option(parser, "cert.claim.table", default="cert_issue_claims",
-                   help="Table of the exactly-once issuance claims (lern-beam's own, in lms-cassandra.keyspace).")
-        ref_option(parser, "cert.claim.lease.secs", default=300, type=int,
-                   help="Seconds after which an unfinished claim of a crashed worker may be taken over.")
-        ref_option(parser, "cert.escape.xml", default=True, type=parse_bool,
-                   help="XML-escape the values RC substitutes into the SVG template (names, course name).")
 
 
 @dataclass(frozen=True)
@@ -189,6 +148,34 @@ def check_enrolment(req: IssueRequest, criteria: Mapping[str, Any], row: Mapping
                         {"enrollment": props} if props else {})
 
 
+def jackson_value(value: Any) -> Any:
+    """A Cassandra column value as the reference's Jackson writes it into event JSON.
+
+    ``row.getObject`` hands Jackson a ``java.util.Date`` for a timestamp, which it writes as epoch
+    milliseconds (``completedOn: 1764460800000``, not ``"2026-11-30 00:00:00"``); maps stay
+    objects, lists and sets become arrays, UUIDs and decimals their text and number. The driver's
+    naive datetimes are UTC.
+    """
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return (aware - _EPOCH) // timedelta(milliseconds=1)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jackson_value(v) for k, v in value.items()}
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    if hasattr(value, "__iter__"):
+        return [jackson_value(v) for v in value]
+    return str(value)
+
+
 def _num(v: Any) -> float | None:
     try:
         return float(v)
@@ -258,25 +245,39 @@ class CertDecision:
     reason: str = ""
 
 
-def validate_cert_criteria(req: IssueRequest, template: Mapping[str, str], enrolment_row: Mapping[str, Any] | None,
-                           scores: Mapping[str, float], user: Mapping[str, Any] | None) -> CertDecision:
-    """All three criteria kinds of one template over plain rows. ``user`` is the user-read profile
-    (``None`` when not read: blocked or not needed yet)."""
+Lookup = Any
+"""A value, or a zero-argument function that fetches it (called only when a criterion needs it)."""
+
+
+def _looked_up(lookup: Lookup) -> Any:
+    return lookup() if callable(lookup) else lookup
+
+
+def validate_cert_criteria(req: IssueRequest, template: Mapping[str, str], enrolment_row: Lookup,
+                           scores: Lookup, user: Lookup) -> CertDecision:
+    """All three criteria kinds of one template, each evaluated once, in the reference's order.
+
+    ``enrolment_row`` (the ``user_enrolments`` row), ``scores`` (percent per assessed content) and
+    ``user`` (the user-read profile; ``None`` when blocked) may be values or lookups: a lookup is
+    called only when the template's criteria need it (no enrolment criteria: no enrolment read;
+    enrolment not met: no score read and no user read), so the caller reads what the reference
+    reads and nothing more.
+    """
     criteria = template_criteria(template, req.batch_id)
     additional = parse_json_field(template.get("additionalProps"), {})
     name = template.get("name", "")
-    enrolled = check_enrolment(req, criteria.get("enrollment") or {}, enrolment_row, name, additional)
+    enrollment = criteria.get("enrollment") or {}
+    enrolled = check_enrolment(req, enrollment, _looked_up(enrolment_row) if enrollment else None, name, additional)
     if not enrolled.user_id:
         return CertDecision(False, enrolled, reason="enrolment criteria not met or certificate already issued")
-    assessed, props = check_assessment(criteria.get("assessment") or {}, enrolled.user_id, scores, additional)
+    assessment = criteria.get("assessment") or {}
+    assessed, props = check_assessment(assessment, enrolled.user_id, _looked_up(scores) if assessment else {},
+                                       additional)
     if not assessed:
         return CertDecision(False, enrolled, reason="assessment criteria not met")
-    if not check_user(criteria.get("user") or {}, user):
+    if not check_user(criteria.get("user") or {}, _looked_up(user)):
         return CertDecision(False, enrolled, reason="user criteria not met or user unavailable")
     return CertDecision(True, enrolled, props)
-
-
-ValidateCertCriteria = validate_cert_criteria
 
 
 def recipient_name(user: Mapping[str, Any]) -> str:
@@ -338,8 +339,6 @@ def build_cert_request(req: IssueRequest, template: Mapping[str, str], decision:
         "object": {"id": req.user_id, "type": "GenerateCertificate"},
     }
 
-
-BuildCertRequest = build_cert_request
 
 
 def issue_request_for(user_id: str, course_id: str, batch_id: str, now_ms: int, new_id: NewId = _uuid) -> dict:
@@ -413,6 +412,42 @@ def validate_generate_request(event: Mapping[str, Any], suppress_signatory: bool
         recipients=tuple(edata["data"]), signatory_problem=problem)
 
 
+LEGACY_PATH_UNSUPPORTED = "enable.rc.certificate=false: the legacy (non-RC) issuance is not supported"
+
+
+def generate_requests(event: Mapping[str, Any], suppress_signatory: bool = True,
+                      rc_enabled: bool = True) -> list[GenerateRequest]:
+    """The generator's parser: one validated request per event, or ``CertError`` with the reason."""
+    req = validate_generate_request(event, suppress_signatory)
+    if not rc_enabled:
+        raise CertError(LEGACY_PATH_UNSUPPORTED)
+    return [req]
+
+
+def _issued_by_name(issued_certificates: list[Mapping[str, str]] | None, name: str) -> list[Mapping[str, str]]:
+    return [c for c in (issued_certificates or []) if (c.get("name") or "").lower() == name.lower()]
+
+
+def already_issued(req: GenerateRequest, issued_certificates: list[Mapping[str, str]] | None) -> bool:
+    """Reference ``CertValidator.isNotIssued``, negated: a certificate of this name is on the
+    enrolment and the request is not a re-issue (a counted skip)."""
+    return bool(_issued_by_name(issued_certificates, req.name)) and not req.old_id
+
+
+def claim_conflict(existing: Mapping[str, Any], now: datetime, lease_secs: float) -> str:
+    """Another delivery holds the claim of this issuance: ``"duplicate"`` when it is issued or its
+    lease is still running (someone is issuing it right now), ``"takeover"`` when the lease ran out
+    (a crashed or failed owner) and this delivery may finish the issuance."""
+    if existing.get("state") == "issued":
+        return "duplicate"
+    claimed_at = existing.get("claimed_at")
+    if claimed_at is not None:
+        aware = claimed_at if claimed_at.tzinfo else claimed_at.replace(tzinfo=UTC)
+        if (now - aware).total_seconds() < lease_secs:
+            return "duplicate"
+    return "takeover"
+
+
 def certificate_id(user_id: str, course_id: str, batch_id: str, template_id: str, old_id: str = "") -> str:
     """The deterministic id of one issuance: the same request always maps to the same claim.
     A re-issue is its own issuance, keyed by the certificate it replaces (so it happens once)."""
@@ -446,12 +481,50 @@ def rc_create_request(req: GenerateRequest, recipient: Mapping[str, Any], public
     return body
 
 
+_ESCAPE_RE = re.compile(r"\\x([0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})|\\\\")
+
+
+def bad_char_forms(bad_char_list: str) -> tuple[str, ...]:
+    """``task.rc.badcharlist`` entries, each followed by the text it stands for when it is written
+    as an escape: ``\\x00`` also means the NUL character, ``\\\\aaa`` also means ``\\aaa``.
+
+    The reference wrote the list for the serialized JSON, where a real NUL is ``\\u0000`` and never
+    matches; cleaning values (``clean_values``) needs both forms.
+    """
+    def unescape(m: re.Match) -> str:
+        code = m.group(1) or m.group(2)
+        return chr(int(code, 16)) if code else "\\"
+
+    forms: list[str] = []
+    for entry in bad_char_list.split(","):
+        for form in (entry, _ESCAPE_RE.sub(unescape, entry)):
+            if form and form not in forms:
+                forms.append(form)
+    return tuple(forms)
+
+
 def remove_bad_chars(text: str, bad_char_list: str) -> str:
-    """``task.rc.badcharlist``: every listed substring is removed from the serialized request."""
-    for bad in bad_char_list.split(","):
-        if bad:
-            text = text.replace(bad, "")
+    """Every ``task.rc.badcharlist`` entry (and what an escaped entry stands for) removed from ``text``."""
+    for bad in bad_char_forms(bad_char_list):
+        text = text.replace(bad, "")
     return text
+
+
+def clean_values(value: Any, bad_char_list: str) -> Any:
+    """``remove_bad_chars`` applied to every text value of a request, before it is serialized.
+
+    The reference removed the substrings from the serialized JSON: a name ending in the text
+    ``\\x00`` is ``...\\\\x00"`` there, and removing ``\\x00`` left a backslash that escaped the
+    closing quote (invalid JSON to RC), while a real NUL (``\\u0000``) went through. Cleaning the
+    values first and serializing after can do neither.
+    """
+    if isinstance(value, str):
+        return remove_bad_chars(value, bad_char_list)
+    if isinstance(value, Mapping):
+        return {k: clean_values(v, bad_char_list) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_values(v, bad_char_list) for v in value]
+    return value
 
 
 def issued_certificates_after(current: list[Mapping[str, str]] | None, name: str, cert_id: str, now: datetime,

@@ -48,6 +48,12 @@ class HttpClient:
         transient = (requests.ConnectionError, requests.Timeout, TransientHttpError)
         return call_with_retries(once, self.retry, transient, f"{method} {url}")
 
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._session is not None:
             self._session.close()

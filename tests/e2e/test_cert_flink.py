@@ -10,7 +10,7 @@ import pytest
 from cassandra.cluster import Cluster
 
 from pipelines import cert_generate, cert_preprocess, job
-from pipelines.domain.certificates import CertOptions
+from pipelines.options.certificates import CertOptions
 from tests.e2e.kafka_helpers import consume_all, create_topics, produce
 from tests.pipeline.test_cert_jobs import issue_request, issued, rc_creates, seed
 

@@ -13,7 +13,8 @@ import requests
 
 from pipelines import cert_generate, cert_preprocess
 from pipelines.domain import certificates as C
-from pipelines.transforms import cert_store
+from pipelines.options.certificates import CertOptions, cert_settings
+from pipelines.transforms.issue_rc import _IssueFn
 from tests.batch_runs import read_topic, run_job
 
 EMULATOR = "http://127.0.0.1:9000"
@@ -74,7 +75,7 @@ def issue_request(c: dict, suffix: str, re_issue: bool = False) -> dict:
 
 
 def run(module, tmp_path: Path, name: str, lines: list | None, *extra: str) -> tuple[dict, Path]:
-    return run_job(module, tmp_path, name, lines, *extra, extra_groups=(C.CertOptions,))
+    return run_job(module, tmp_path, name, lines, *extra, extra_groups=(CertOptions,))
 
 
 def read(out: Path, topic: str) -> list[dict]:
@@ -210,25 +211,41 @@ def test_issue_once_with_duplicates_and_replay(cql, tmp_path, run_id):
     assert audit == [] and totals["duplicate-issue-count"] == 1 and len(rc_creates(uid)) == 1
 
 
+def test_bad_chars_cleaned_from_values_so_rc_gets_valid_json(cql, tmp_path, run_id):
+    """Issue 12: a name ending in the text ``\\x00`` used to reach RC as ``"...\\"`` (invalid JSON)."""
+    c = seed(cql, run_id, {"a": {}})
+    uid = c["uid"]("a")
+    _, gen, _ = preprocess(tmp_path, "pre", [issue_request(c, "a")])
+    ev = gen[0]
+    ev["edata"]["data"][0]["recipientName"] = "Ada\\x00"
+    ev["edata"]["courseName"] = "Maths\x00 101"
+    totals, audit, failed = generate(tmp_path, "gen", [ev])
+    assert failed == [] and len(audit) == 1
+    creates = rc_creates(uid)
+    assert len(creates) == 1 and creates[0]["status"] == 200
+    assert creates[0]["body"]["recipient"]["name"] == "Ada" and creates[0]["body"]["training"]["name"] == "Maths 101"
+
+
 def _settings():
     from pipelines.options import parse_job_options
 
-    opts = parse_job_options(["--input=x"], extra_groups=(C.CertOptions,),
+    opts = parse_job_options(["--input=x"], extra_groups=(CertOptions,),
                              defaults=cert_generate.defaults("local"))
-    return cert_store.cert_settings(opts, "collection-certificate-generator")
+    return cert_settings(opts, "collection-certificate-generator")
 
 
 def test_concurrent_requests_issue_one_certificate(cql, tmp_path, run_id):
     c = seed(cql, run_id, {"a": {}})
     _, gen, _ = preprocess(tmp_path, "pre", [issue_request(c, "a")])
-    fns = [cert_store.GenerateFn(_settings()) for _ in range(4)]
+    fns = [_IssueFn(_settings()) for _ in range(4)]
+    req = C.validate_generate_request(gen[0], True)
     for fn in fns:
         fn.setup()
     barrier, results = threading.Barrier(len(fns)), []
 
     def worker(fn):
         barrier.wait()
-        results.append(list(fn.process(gen[0])))
+        results.append(list(fn.process(req)))
 
     threads = [threading.Thread(target=worker, args=(fn,)) for fn in fns]
     for t in threads:
@@ -316,9 +333,6 @@ def test_crashed_owner_is_taken_over_and_its_rc_record_reused(cql, tmp_path, run
               "recipient": {"id": uid, "name": "x"}, "training": {"id": c["course"], "batchId": c["batch"]}}
     requests.post(f"{EMULATOR}/__emulator/seed", json={"rc": {"TrainingCertificate": [orphan]}},
                   timeout=5).raise_for_status()
-    _settings_fn = cert_store.GenerateFn(_settings())
-    _settings_fn.setup()  # creates the claim table if needed
-    _settings_fn.teardown()
     cert_id = C.certificate_id(uid, c["course"], c["batch"], c["tmpl"])
     cql.execute("INSERT INTO cert_issue_claims (cert_id, owner, state, claimed_at) VALUES (%s, 'dead', 'claimed', "
                 "%s)", (cert_id, datetime(2020, 1, 1, tzinfo=UTC)))

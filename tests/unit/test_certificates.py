@@ -116,7 +116,7 @@ def test_validate_cert_criteria_combinations():
     t = template(criteria=json.dumps({"enrollment": {"status": 2}, "assessment": {"score": {">=": 60}},
                                       "user": {"rootOrgId": "o1"}}))
     user = {"rootOrgId": "o1"}
-    assert C.ValidateCertCriteria(REQ, t, enrolment(), {"a": 75.0}, user).qualified
+    assert C.validate_cert_criteria(REQ, t, enrolment(), {"a": 75.0}, user).qualified
     d = C.validate_cert_criteria(REQ, t, enrolment(status=1), {"a": 75.0}, user)
     assert not d.qualified and "enrolment" in d.reason
     assert "assessment" in C.validate_cert_criteria(REQ, t, enrolment(), {"a": 50.0}, user).reason
@@ -134,7 +134,7 @@ def test_build_cert_request_field_by_field():
     user = {"firstName": "Ada", "lastName": "null", "rootOrgId": "org1",
             "userLocations": [{"type": "state", "name": "Goa"}, {"type": "district", "name": "N"}]}
     decision = C.validate_cert_criteria(REQ, t, enrolment(), {}, user)
-    ev = C.BuildCertRequest(REQ, t, decision, user, "Maths 101", "https://certs.example", STORAGE, 1700000000000,
+    ev = C.build_cert_request(REQ, t, decision, user, "Maths 101", "https://certs.example", STORAGE, 1700000000000,
                             new_id=lambda: "fixed")
     assert ev == {
         "actor": {"id": "Certificate Generator", "type": "System"},
@@ -277,3 +277,17 @@ def test_feed_and_notification_requests():
                                   "recipientUserIds": ["u1"], "body": "email body"}
     assert reqs[1]["body"] == "sms" and reqs[1]["request"]["body"].endswith("update your Sunbird app")
     assert len(C.notification_requests(nt, {"firstName": "A"}, "u1", "M", None, "S")) == 1
+
+
+def test_bad_chars_are_cleaned_from_values_before_serialising():
+    """Issue 12: cleaning the serialized JSON left ``"Ada\\"`` (a backslash escaping the closing
+    quote) for a name ending in the text ``\\x00``, and let a real NUL through."""
+    req = C.validate_generate_request(gen_event(data=[{"recipientName": "Ada\\x00", "recipientId": "u1"}],
+                                                courseName="Maths\x00 \\\\aaa101Ø"), True)
+    body = C.clean_values(C.rc_create_request(req, req.recipients[0], "kid", STORAGE), C.DEFAULT_BAD_CHARS)
+    text = json.dumps(body, ensure_ascii=False)
+    assert json.loads(text) == body
+    assert body["recipient"]["name"] == "Ada" and body["training"]["name"] == "Maths 101"
+    assert "\x00" not in text and "\\u0000" not in json.dumps(body)
+    assert C.clean_values({"n": ["a\\aaab", 3, None]}, C.DEFAULT_BAD_CHARS) == {"n": ["ab", 3, None]}
+    assert C.bad_char_forms("\\x00,\\u00e9,Ø") == ("\\x00", "\x00", "\\u00e9", "é", "Ø")
