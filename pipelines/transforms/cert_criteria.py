@@ -11,7 +11,8 @@ Per request: the batch's ``cert_templates`` (SVG ones), then per template the cr
 only when a criterion needs it and at most once per request: the enrolment row, the assessment
 scores (``user_activity_agg`` + content types from the content cache or content read), the user
 profile, the course name (collection cache or content read). ``db-read-count`` counts the
-template, enrolment and score reads.
+enrolment and score reads, as the reference does; the template read is not counted (the
+reference's ``fetchTemplates`` does not count it either).
 
 One request is one outcome: failed if any template failed (the qualifying templates are still
 emitted), else success if any event was emitted, else skipped.
@@ -105,7 +106,7 @@ class _CriteriaFn(beam.DoFn):
     # ---------------------------------------------------------------------------- evaluation
 
     def _evaluate(self, req: C.IssueRequest) -> tuple[list[dict], list[str]]:
-        row = self._counted_row(self.cql["templates"], (req.course_id, req.batch_id))
+        row = self._row(self.cql["templates"], (req.course_id, req.batch_id))  # not a db-read-count read
         templates = C.usable_templates((row or {}).get("cert_templates"))
         if not templates:
             return [], []

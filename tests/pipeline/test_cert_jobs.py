@@ -163,6 +163,18 @@ def test_preprocess_missing_course_and_bad_template_fail_with_reason(cql, tmp_pa
     assert totals["failed-events-count"] == 2 and totals["skipped-event-count"] == 1
 
 
+def test_db_read_count_counts_enrolment_and_score_reads_not_the_template_read(cql, tmp_path, run_id):
+    """Issue 12: the reference's ``db-read-count`` counts the enrolment and assessment reads of
+    ``IssueCertificateHelper``; its ``fetchTemplates`` (course_batch) is not counted."""
+    crit = {"enrollment": {"status": 2}, "assessment": {"score": {">=": 60}}}
+    c = seed(cql, run_id, {"a": {"score": 80}}, {f"{run_id}_tmpl": cert_template(run_id, crit)})
+    no_templates = issue_request(c, "a")
+    no_templates["edata"]["batchId"] = f"{run_id}_nobatch"
+    totals, gen, failed = preprocess(tmp_path, "pre", [issue_request(c, "a"), no_templates])
+    assert len(gen) == 1 and failed == []
+    assert totals["db-read-count"] == 2  # user_enrolments + user_activity_agg of the first request only
+
+
 # ------------------------------------------------------------------------------- generator
 
 
