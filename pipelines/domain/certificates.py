@@ -143,7 +143,7 @@ def check_enrolment(req: IssueRequest, criteria: Mapping[str, Any], row: Mapping
     wanted = criteria.get("status", 2)
     old_id = (issued[0].get("identifier") or "") if issued and req.re_issue else ""
     ok = bool(row.get("active")) and _num(wanted) == _num(row.get("status")) and (not issued or req.re_issue)
-    props = {p: row.get(p.lower()) for p in additional.get("enrollment", [])}
+    props = {p: jackson_value(row.get(p.lower())) for p in additional.get("enrollment", [])}
     return EnrolledUser(req.user_id if ok else "", old_id, row.get("completedon"),
                         {"enrollment": props} if props else {})
 

@@ -144,6 +144,14 @@ def test_preprocess_criteria_outcomes_and_accounting(cql, tmp_path, run_id):
     assert reads and reads[0]["query_string"] == "organisations,roles,locations,declarations,externalIds"
 
 
+def test_timestamp_props_are_epoch_millis_in_the_generate_event(cql, tmp_path, run_id):
+    """Issue 12: ``related.enrollment.completedOn`` came out as ``"2024-05-06 10:00:00"``."""
+    t = {**cert_template(run_id), "additionalProps": json.dumps({"enrollment": ["completedOn", "status"]})}
+    c = seed(cql, run_id, {"a": {}}, {f"{run_id}_tmpl": t})
+    _, gen, failed = preprocess(tmp_path, "pre", [issue_request(c, "a")])
+    assert failed == [] and gen[0]["edata"]["related"]["enrollment"] == {"completedOn": 1714989600000, "status": 2}
+
+
 def test_preprocess_missing_course_and_bad_template_fail_with_reason(cql, tmp_path, run_id):
     c = seed(cql, run_id, {"a": {}}, {f"{run_id}_tmpl": cert_template(run_id)})
     bad = seed(cql, run_id + "x", {"a": {}}, {f"{run_id}x_tmpl": {**cert_template(run_id), "criteria": "{}"}})

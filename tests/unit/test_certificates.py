@@ -100,6 +100,19 @@ def test_enrolment_criteria():
     assert props == {"enrollment": {"progress": 3}}
 
 
+def test_enrolment_props_are_json_as_the_reference_writes_them():
+    """Issue 12: a timestamp column requested by ``additionalProps`` (``completedOn``) is epoch
+    milliseconds in the reference's event JSON (Jackson writes a ``Date`` so), not Python's text."""
+    row = enrolment(completedon=datetime(2026, 11, 30), datetime=datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
+                    contentstatus={"do_1": 2}, certificates=[{"name": "x"}])
+    wanted = ["completedOn", "dateTime", "contentStatus", "certificates", "progress"]
+    props = C.check_enrolment(REQ, {"status": 2}, row, "x", {"enrollment": wanted}).props["enrollment"]
+    assert props == {"completedOn": 1795996800000, "dateTime": 1714979289123, "contentStatus": {"do_1": 2},
+                     "certificates": [{"name": "x"}], "progress": 3}
+    assert json.loads(json.dumps(props)) == props
+    assert C.jackson_value({"s": {2, 1}, "n": None}) in ({"s": [1, 2], "n": None}, {"s": [2, 1], "n": None})
+
+
 def test_assessment_and_user_criteria():
     assert C.check_assessment({"score": {">=": 50}}, "u1", {"a": 40.0, "b": 60.0}, {}) == ("u1", {})
     assert C.check_assessment({"score": {">=": 50}}, "u1", {}, {}) == ("", {})
