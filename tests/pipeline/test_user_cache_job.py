@@ -100,7 +100,8 @@ def test_user_events_write_the_hash_field_by_field(store, tmp_path, run_id):
         "framework_id": f"{run_id}_fw", "framework_board": '["CBSE"]', "framework_gradeLevel": '["Class 5","Class 6"]',
         "state": "Karnataka", "schoolname": "Govt School", "schooludisecode": "29000000001",
         "usertype": "teacher,administrator", "usersubtype": "hm",
-        "profileusertypes": '[{"type":"teacher","subType":"hm"},{"type":"administrator","subType":""}]',
+        # the reference's form: Gson of List<HashMap> (subType before type), brackets escaped
+        "profileusertypes": '\\[{"subType":"hm","type":"teacher"},{"subType":"","type":"administrator"}\\]',
         "firstname": "Asha", "lastname": "Rao", "language": '["English","Hindi"]', "orgname": "Trust \\[North\\]",
         "rootorgid": "org-1", "phone": "enc-p-1", "email": "enc-e-1", "status": "1", "userid": u1}
     assert store.hgetall(f"user:{u2}") == {
@@ -178,3 +179,94 @@ def test_framework_read_outage_dead_letters_instead_of_crashing(store, tmp_path,
     assert f["object"]["id"] == u1 and "framework read failed" in f["failInfo"]["error"]
     assert not store.exists(f"user:{u1}") and store.hget(f"user:{run_id}-u2", "firstname") == "Ben"
     assert totals["failed-message-count"] == 1 and totals["success-message-count"] == 1
+
+
+def test_a_reference_style_conf_runs_the_job(store, tmp_path, run_id):
+    """Issue 12: every run with a reference conf failed (``ParseError ... tuple ...
+    user_self_signin_types``: list-valued keys became tuples, which Beam cannot put into the
+    pipeline proto). This conf has the reference conf's keys and value shapes: an include, list
+    values, nested blocks, the ``user-read.api.url`` block next to ``user_read_api``."""
+    seed(run_id)
+    u1 = f"{run_id}-u1"
+    (tmp_path / "base-config.conf").write_text(
+        'kafka { broker-servers = "localhost:9092" }\njob { env = "local" }\n'
+        'task { parallelism = 1, checkpointing.interval = 60000 }\nredis-meta { host = 127.0.0.1\n port = 6379 }\n')
+    conf = tmp_path / "user-cache-updater-v2.conf"
+    conf.write_text(f"""include "base-config.conf"
+kafka {{
+  input.topic = ${{job.env}}".telemetry.audit"
+  groupId = ${{job.env}}"-user-cache-updater-group"
+}}
+task {{ usercache.updater.parallelism = 1 }}
+redis-meta {{
+  database {{
+    userstore.id = 12
+    key.expiry.seconds = 3600
+  }}
+}}
+user-read {{ api {{ url = "/userorg/private/user/v1/read" }} }}
+regd.user.producer.pid = "learner-service"
+user.self.signin.types = ["google","self","{run_id}-otp"]
+user.validated.types = ["sso"]
+user.self.signin.key = "Self-Signed-In"
+user.valid.key = "Validated"
+user.read.url.fields = "locations,organisations"
+user.read.api.error = ["CLIENT_ERROR"]
+user_read_api = "/api/user/v1/read/"
+framework_read_api = "/api/framework/v1/read/"
+service {{
+  taxonomy.basePath = "{EMULATOR}"
+  userorg.basePath = "{EMULATOR}"
+}}
+""")
+    totals, out = run(tmp_path, "conf", [audit(u1, cdata=[{"id": f"{run_id}-otp", "type": "SignupType"}])],
+                      "--config", str(conf))
+    h = store.hgetall(f"user:{u1}")
+    assert h["usersignintype"] == "Self-Signed-In" and h["firstname"] == "Asha"  # the conf's own list was used
+    assert totals["success-message-count"] == 1 and failed(out) == []
+
+
+def test_an_id_with_query_characters_stays_one_path_segment(store, tmp_path, run_id):
+    """Issue 12: ``<id>?fields=x#`` was concatenated raw into the user read URL, which changed the
+    request (``fields=x``; the real query cut off as a fragment)."""
+    seed(run_id)
+    evil = f"{run_id}-u1?fields=x#"
+    run(tmp_path, "evil", [audit(evil)])
+    [call] = reads(f"{run_id}-u1")
+    assert call["path"] == f"/api/user/v1/read/{run_id}-u1%3Ffields%3Dx%23"
+    assert call["query"] == {"fields": "locations,organisations"}
+    assert not store.exists(f"user:{run_id}-u1")  # never mistaken for the user whose id is its prefix
+
+
+def test_update_user_cache_composite_against_redis_and_the_emulator(stack, store, run_id):
+    """UpdateUserCache alone (as Beam's own composites are tested): a registered user's hash is
+    written from the real user read API, an unknown user is failed with a reason, and a refresh
+    of a user the API no longer knows deletes the hash."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines.io.redis_store import RedisConfig
+    from pipelines.options.user_cache import CacheSettings
+    from pipelines.transforms.user_cache import UpdateUserCache
+
+    seed(run_id)
+    u1, ghost = f"{run_id}-u1", f"{run_id}-ghost"
+    store.hset(f"user:{run_id}-gone", mapping={"firstname": "Gone"})
+    s = CacheSettings(user_read_url=f"{EMULATOR}/api/user/v1/read/",
+                      framework_read_url=f"{EMULATOR}/api/framework/v1/read/", http_retries=0)
+    redis_cfg = RedisConfig(port=stack["redis"], db=12)
+    with TestPipeline() as p:
+        updated, fails = (p | "Events" >> beam.Create([audit(u1), audit(ghost)])
+                          | "Update" >> UpdateUserCache("UserCacheUpdaterJobV2", s, redis_cfg))
+        assert_that(updated, equal_to([u1]), label="updated")
+        assert_that(fails | "Why" >> beam.Map(lambda f: (f["object"]["id"], f["failInfo"]["stage"],
+                                                         "not found" in f["failInfo"]["error"])),
+                    equal_to([(ghost, "user-read", True)]), label="failed")
+    assert store.hget(f"user:{u1}", "framework_board") == '["CBSE"]'
+    with TestPipeline() as p:
+        updated, fails = (p | "Ids" >> beam.Create([f"{run_id}-gone"])
+                          | "Refresh" >> UpdateUserCache("UserCacheUpdaterJobV2", s, redis_cfg, refresh=True))
+        assert_that(updated, equal_to([f"{run_id}-gone"]), label="deleted")
+        assert_that(fails, equal_to([]), label="nofail")
+    assert not store.exists(f"user:{run_id}-gone")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from pipelines import job, user_cache
-from pipelines.transforms import user_cache as U
+from pipelines.domain import user_cache as U
+from pipelines.options import user_cache as UO
 
-S = U.CacheSettings()
+S = U.UserFieldRules()
 
 
 def audit(uid="u1", state="Update", pid="learner-service", cdata=None, otype="User"):
@@ -56,7 +57,8 @@ def test_registered_info_derivation():
     assert info == {
         "framework_id": "fw1", "framework_board": ["B1"], "framework_gradeLevel": ["G1", "G2"],
         "state": "S1", "District": "D1", "schoolname": "Sch", "schooludisecode": "123",
-        "usertype": "teacher,parent", "usersubtype": "hm", "profileusertypes": PROFILE["profileUserTypes"],
+        "usertype": "teacher,parent", "usersubtype": "hm",
+        "profileusertypes": '[{"subType":"hm","type":"teacher"},{"subType":"","type":"teacher"},{"type":"parent"}]',
         "firstname": "Asha", "lastname": None, "language": ["English", "Hindi"], "orgname": "Org [One]",
         "rootorgid": "org1", "phone": "enc-p", "email": "enc-e", "status": 1, "userid": "u1"}
 
@@ -127,27 +129,83 @@ def test_plan_event_rules():
 
 
 def test_options_defaults_and_refresh_ids(tmp_path):
-    opts = job.job_options([], user_cache.defaults, (user_cache.UserCacheOptions,))
-    s = user_cache.settings(opts)
+    opts = job.job_options([], user_cache.defaults, (UO.UserCacheOptions,))
+    s = UO.settings(opts)
     assert s.user_read_url == "http://localhost:9000/api/user/v1/read/"
     assert s.framework_read_url == "http://localhost:9000/api/framework/v1/read/"
-    assert s.self_signin_types == ("google", "self") and s.key_expiry_secs is None
-    assert user_cache.user_store_config(opts).db == 12
+    assert s.rules.self_signin_types == ("google", "self") and s.key_expiry_secs is None
+    assert UO.user_store_config(opts).db == 12
     assert job.values(opts)["kafka_input_topic"] == "local.telemetry.audit"
     f = tmp_path / "ids.txt"
     f.write_text("a\n# comment\n b \n\nc # trailing\n")
-    assert user_cache.refresh_ids({"user_ids": "x, a,,y", "user_ids_file": str(f)}) == ["x", "a", "y", "b", "c"]
+    assert UO.refresh_ids({"user_ids": "x, a,,y", "user_ids_file": str(f)}) == ["x", "a", "y", "b", "c"]
     opts = job.job_options(['--user_self_signin_types=["g"]', "--user_read_api_error=A,B"], user_cache.defaults,
-                           (user_cache.UserCacheOptions,))
-    assert user_cache.settings(opts).self_signin_types == ("g",)
-    assert user_cache.settings(opts).read_api_errors == ("A", "B")
+                           (UO.UserCacheOptions,))
+    assert UO.settings(opts).rules.self_signin_types == ("g",)
+    assert UO.settings(opts).rules.read_api_errors == ("A", "B")
 
 
 def test_reference_style_conf_lists(tmp_path):
     conf = tmp_path / "u.conf"
     conf.write_text('user.self.signin.types = ["google","self","otp"]\nuser.read.api.error = ["CLIENT_ERROR"]\n'
                     'redis-meta { database { userstore.id = 7 } }\nservice { userorg.basePath = "http://u:1" }\n')
-    opts = job.job_options(["--config", str(conf)], user_cache.defaults, (user_cache.UserCacheOptions,))
-    s = user_cache.settings(opts)
-    assert s.self_signin_types == ("google", "self", "otp") and s.user_read_url == "http://u:1/api/user/v1/read/"
-    assert user_cache.user_store_config(opts).db == 7
+    opts = job.job_options(["--config", str(conf)], user_cache.defaults, (UO.UserCacheOptions,))
+    s = UO.settings(opts)
+    assert s.rules.self_signin_types == ("google", "self", "otp") and s.user_read_url == "http://u:1/api/user/v1/read/"
+    assert UO.user_store_config(opts).db == 7
+
+
+# ---------------------------------------------------------------- issue 12: the reference's profileusertypes text
+
+def test_profile_user_types_are_stored_as_the_references_gson_text():
+    """Reference: ``new Gson().toJson(profileUserTypes)`` of a ``List<HashMap<String,String>>``, then
+    stringify escapes the brackets. Keys come in HashMap order (subType, then type), nulls are dropped,
+    strings are HTML-safe escaped."""
+    put = [{"type": "administrator", "subType": "hm"}, {"type": "teacher", "subType": None},
+           {"type": "a<b>&'=c", "subType": "ü"}]
+    text = U.gson_profile_user_types(put)
+    assert text == ('[{"subType":"hm","type":"administrator"},{"type":"teacher"},'
+                    '{"subType":"ü","type":"a\\u003cb\\u003e\\u0026\\u0027\\u003dc"}]')
+    info = U.registered_info({"profileUserTypes": put[:1]}, lambda fw: [])
+    assert U.stringify(info)["profileusertypes"] == '\\[{"subType":"hm","type":"administrator"}\\]'
+    assert (info["usertype"], info["usersubtype"]) == ("administrator", "hm")
+
+
+def test_java_hashmap_order_matches_java():
+    # Printed by java.util.HashMap.keySet() on JDK 17 for the same insertion orders.
+    assert U.java_hashmap_order(["type", "subType"]) == ["subType", "type"]
+    assert U.java_hashmap_order(["type", "subType", "name", "id"]) == ["name", "subType", "id", "type"]
+    keys = ["id", "type", "subType", "name", "code", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8"]  # resized to 32
+    assert U.java_hashmap_order(keys) == ["x8", "code", "type", "name", "x1", "subType", "x2", "id", "x3", "x4",
+                                          "x5", "x6", "x7"]
+
+
+# ---------------------------------------------------------------- issue 12: ids are one URL path segment
+
+def test_user_ids_are_percent_encoded_in_the_read_url():
+    from pipelines.io.user_api import user_read_url
+    base = "http://h/api/user/v1/read/"
+    assert user_read_url(base, "u1", "locations,organisations") == \
+        "http://h/api/user/v1/read/u1?fields=locations,organisations"
+    # Before: the id's own "?fields=x#" replaced the query and cut the real one off as a fragment.
+    assert user_read_url(base, "u1?fields=x#", "locations,organisations") == \
+        "http://h/api/user/v1/read/u1%3Ffields%3Dx%23?fields=locations,organisations"
+    assert user_read_url(base, "../admin/u 2%&", "f") == "http://h/api/user/v1/read/..%2Fadmin%2Fu%202%25%26?fields=f"
+
+
+# ---------------------------------------------------------------- issue 12: list-valued reference keys
+
+def test_list_options_are_json_serialisable_for_beam():
+    """Beam puts every option into the pipeline proto as a JSON Struct; a tuple value made every run
+    with a reference conf fail (ParseError ... tuple ... user_self_signin_types)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from google.protobuf import json_format
+    from google.protobuf.struct_pb2 import Struct
+
+    assert UO.string_list('["google","self"]') == ["google", "self"] and UO.string_list("a, b") == ["a", "b"]
+    opts = job.job_options(['--user_self_signin_types=["google","self"]', "--user_validated_types=sso"],
+                           user_cache.defaults, (UO.UserCacheOptions,))
+    o = job.values(opts)
+    assert o["user_self_signin_types"] == ["google", "self"] and o["user_validated_types"] == ["sso"]
+    json_format.ParseDict({k: v for k, v in o.items() if k.startswith("user_")}, Struct())  # raised before
+    assert isinstance(opts, PipelineOptions)
