@@ -59,7 +59,7 @@ def build(p: beam.Pipeline, opts) -> None:
     if o["activity_input_dedup_enabled"]:
         work, _duplicates, dedup_failed = work | "Dedup" >> DedupByMid(
             dedup_cfg, JOB_NAME, key_fn=work_checksum, batch_size=o["threshold_batch_read_size"],
-            max_buffering_secs=buffering)
+            max_buffering_secs=buffering, pass_when_unavailable=True)
         failures.append(dedup_failed)
     out = work | "ComputeProgress" >> ComputeProgress(
         progress_settings(opts, JOB_NAME, write_consumption=True), o["task_window_shards"],

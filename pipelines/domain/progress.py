@@ -14,7 +14,14 @@ with their bugs fixed:
 - completion is a transition: only an enrolment not yet completed produces the completion write,
   the audit event and the certificate request, so replays and recomputes issue nothing twice.
 
-Nothing here touches Beam or a server; ``pipelines/progress_job.py`` fetches, calls and writes.
+- counters are replay-safe without the dedup store: a completion is counted once per dedup
+  checksum (the reference's dedup key) and expiry, recorded in an applied-completions table
+  written atomically with the counters (``fresh_completions``); see docs/progress.md;
+- the completion's certificate request and audit event have deterministic ids, so the re-emission
+  after a crash (``completing`` events found applied) is recognisable downstream.
+
+Nothing here touches Beam or a server; ``pipelines/transforms/compute_progress.py`` fetches,
+calls and writes.
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ BATCH_ENROLMENT_UPDATE = "batch-enrolment-update"
 USER_ENROLMENT_SYNC = "user-enrolment-sync"
 COMPLETED = 2
 IN_PROGRESS = 1
+MAX_ID_LENGTH = 1024
+"""Longest user/course/batch/content id accepted. Real ids are tens of characters; a huge one
+would fail every batched store call it joins, so it is refused alone at validation."""
+EVENT_IDS = uuid.UUID("6f1d8a52-3c1e-4d0a-9a57-0e3f7c2b9d41")
+"""Namespace of lern-beam's deterministic event ids (uuid5)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,8 @@ def _require_str(edata: Mapping[str, Any], name: str) -> str:
     value = edata.get(name)
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(f"edata.{name} is missing or not a non-empty string")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidRequest(f"edata.{name} is longer than {MAX_ID_LENGTH} characters ({len(value)})")
     return value
 
 
@@ -156,7 +170,7 @@ def split_update_event(event: Mapping[str, Any]) -> tuple[list[ContentCompletion
     for c in contents:
         cid = c.get("contentId") if isinstance(c, Mapping) else None
         status = _status(c.get("status")) if isinstance(c, Mapping) else None
-        if not isinstance(cid, str) or not cid.strip() or status is None:
+        if not isinstance(cid, str) or not cid.strip() or len(cid) > MAX_ID_LENGTH or status is None:
             ignored += 1
             continue
         if status == COMPLETED:
@@ -184,6 +198,31 @@ def update_work(event: dict) -> tuple[list[Work], int]:
 def sync_work(event: dict) -> list[Work]:
     """enrolment-reconciliation: a ``user-enrolment-sync`` request -> the enrolment to recompute."""
     return [Work(parse_sync_event(event), (), event)]
+
+
+Applied = set[tuple[str, str]]
+"""``(content id, dedup checksum)`` pairs already counted in the stored consumption rows."""
+
+
+def fresh_completions(works: Iterable[Work], applied: Applied) -> list[tuple[ContentCompletion, str]]:
+    """The completions of ``works`` not counted yet, each ``(completion, checksum)`` once.
+
+    The key is the reference's dedup checksum, so this is its dedup store made durable and
+    atomic with the counters: a replay, or another event reporting the same completion, adds
+    nothing while the record lives (``dedup-redis.database.expiry``), with or without Redis.
+    """
+    out, seen = [], set(applied)
+    for w in works:
+        for c in w.completions:
+            if (c.content_id, c.checksum) not in seen:
+                seen.add((c.content_id, c.checksum))
+                out.append((c, c.checksum))
+    return out
+
+
+def replayed_completing_event(works: Iterable[Work], completing: Applied) -> bool:
+    """True when one of ``works`` reports a completion that once completed the enrolment and was not confirmed."""
+    return any((c.content_id, c.checksum) in completing for w in works for c in w.completions)
 
 
 def input_statuses(completions: Iterable[ContentCompletion]) -> dict[str, ContentStatus]:
@@ -274,6 +313,22 @@ def units_to_read(key: EnrolmentKey, contents: Iterable[str], ancestors: Mapping
     return {a for cid in contents for a in ancestors.get(cid, ()) if a != key.course_id}
 
 
+def changed_aggregates(result: ProgressResult, changed_contents: Iterable[str] | None,
+                       ancestors: Mapping[str, set[str]]) -> list[tuple[str, int]]:
+    """The aggregate rows a write must refresh: the course, and the units above a changed content.
+
+    A unit's count depends only on the contents under it, so units with no new input cannot have
+    changed (about half the statements of the activity job, measured). ``None`` means a recompute
+    from stored rows, where every aggregate may be stale: all are written.
+    """
+    if changed_contents is None:
+        return list(result.aggregates)
+    units = units_to_read(result.key, changed_contents, ancestors)
+    return [(aid, n) for aid, n in result.aggregates if aid == result.key.course_id or aid in units]
+
+
+
+
 def enrolment_action(result: ProgressResult, enrolment_status: int | None, exists: bool,
                      filter_processed: bool = True) -> str | None:
     """``"complete"``, ``"update"`` or ``None`` (leave the enrolment alone).
@@ -294,6 +349,17 @@ def content_status_map(contents: Mapping[str, ContentStatus]) -> dict[str, int]:
 # ------------------------------------------------------------------------------------- events
 
 NewId = Callable[[], str]
+
+
+def completion_ids(key: EnrolmentKey) -> NewId:
+    """Deterministic ids for an enrolment's completion events (certificate request, audit event).
+
+    The same enrolment always gets the same sequence, so a re-emission after a crash carries the
+    same ``mid`` as the original and consumers can tell the copy.
+    """
+    seed = uuid.uuid5(EVENT_IDS, f"enrol-complete|{key.user_id}|{key.course_id}|{key.batch_id}")
+    n = iter(range(1 << 30))
+    return lambda: str(uuid.uuid5(seed, str(next(n))))
 
 
 def _uuid() -> str:

@@ -32,6 +32,7 @@ from cassandra.query import BatchStatement, BatchType
 from pipelines.io.retry import RetryPolicy, call_with_retries
 
 TRANSIENT = (NoHostAvailable, OperationTimedOut, ReadTimeout, WriteTimeout, Unavailable)
+Statement = tuple[str, Sequence[Any]]
 
 
 @dataclass(frozen=True)
@@ -142,24 +143,30 @@ class CassandraClient:
             pending = failed
         raise RuntimeError(f"{len(pending)} statements still failing after retries: {cql}")
 
-    def execute_batches(self, statements: Sequence[tuple[str, Sequence[Any]]], logged: bool = False,
+    def execute_batches(self, statements: Sequence[Statement | list[Statement]], logged: bool = False,
                         max_statements: int = 50) -> None:
-        """Writes ``(cql, params)`` statements as batches of at most ``max_statements``, concurrently.
+        """Writes ``(cql, params)`` statements as batches of about ``max_statements``, concurrently.
 
-        One request per batch instead of one per statement. A LOGGED batch is all-or-nothing
-        across tables and partitions (used where two tables must change together); an UNLOGGED
-        one only saves requests. Batches are retried whole on a transient fault: every statement
-        given here must be an idempotent value write (no counters, no appends, no LWT).
+        One request per batch instead of one per statement. A list of statements is a group that
+        always lands in one batch (a group larger than ``max_statements`` gets a batch of its
+        own). A LOGGED batch is all-or-nothing across tables and partitions (used where two tables
+        must change together); an UNLOGGED one only saves requests. Batches are retried whole on
+        a transient fault: every statement given here must be an idempotent value write (no
+        counters, no appends, no LWT).
         """
-        if not statements:
-            return
         kind = BatchType.LOGGED if logged else BatchType.UNLOGGED
-        batches = []
-        for i in range(0, len(statements), max_statements):
-            batch = BatchStatement(batch_type=kind)
-            for cql, params in statements[i:i + max_statements]:
+        batches: list[BatchStatement] = []
+        batch, size = None, 0
+        for item in statements:
+            group = item if isinstance(item, list) else [item]
+            if batch is None or size + len(group) > max_statements:
+                batch, size = BatchStatement(batch_type=kind), 0
+                batches.append(batch)
+            for cql, params in group:
                 batch.add(self.prepare(cql), params)
-            batches.append(batch)
+            size += len(group)
+        if not batches:
+            return
         pending = batches
         for delay in [0.0, *self.retry.delays()]:
             if delay:

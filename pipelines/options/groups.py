@@ -246,6 +246,11 @@ class ProgressOptions(PipelineOptions):
                    help="Write only enrolments that exist and are not completed yet.")
         ref_option(parser, "activity.collection.status.cache.expiry", default=3600, type=int,
                    help="Seconds a collection status from the search service is cached.")
+        # lern-beam's own keys (same naming rule, so a .conf may set them too).
+        ref_option(parser, "lms-cassandra.consumption.applied.table", default="consumption_events_applied",
+                   help="lern-beam's record of the completions counted in user_content_consumption, kept "
+                        "for dedup-redis.database.expiry (makes viewcount/completedcount replay-safe "
+                        "without the dedup store).")
 
 
 class TaskOptions(PipelineOptions):

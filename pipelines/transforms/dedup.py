@@ -20,10 +20,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 
-from pipelines.domain.failures import FAILED_TAG, failed_event
 from pipelines.io.redis_store import RedisClient, RedisConfig
 from pipelines.metrics import counter
 from pipelines.transforms.batching import ShardedBatches
+from pipelines.transforms.failures import FAILED_TAG, fail
 
 DUPLICATE_TAG = "duplicate"
 KeyFn = Callable[[dict], "str | None"]
@@ -73,12 +73,15 @@ def split_batch(events: list[dict], key_fn: KeyFn, seen: list[bool], recent: Rec
 
 
 class _DedupFn(beam.DoFn):
-    def __init__(self, cfg: RedisConfig, key_fn: KeyFn, job_name: str):
+    def __init__(self, cfg: RedisConfig, key_fn: KeyFn, job_name: str, pass_when_unavailable: bool,
+                 source_fn: Callable[[Any], dict]):
         self.cfg, self.key_fn, self.job_name = cfg, key_fn, job_name
+        self.pass_when_unavailable, self.source_fn = pass_when_unavailable, source_fn
         self.unique = counter(job_name, "unique-event-count")
         self.duplicate = counter(job_name, "duplicate-event-count")
         self.keyless = counter(job_name, "dedup-no-key-count")
         self.failed = counter(job_name, "failed-event-count")
+        self.unavailable = counter(job_name, "dedup-unavailable-count")
 
     def setup(self):
         self.redis = RedisClient(self.cfg)
@@ -89,11 +92,15 @@ class _DedupFn(beam.DoFn):
         keys = [k for k in (self.key_fn(e) for e in batch) if k is not None]
         try:
             seen = self.redis.call(lambda c: _exists_all(c, keys), "dedup exists") if keys else []
-        except Exception as e:  # noqa: BLE001 - after retries, every event of the batch is dead-lettered
+        except Exception as e:  # noqa: BLE001 - after retries
+            if self.pass_when_unavailable:
+                # The job's writes are idempotent without the store: checking is only an optimisation.
+                self.unavailable.inc(len(batch))
+                yield from batch
+                return
             for ev in batch:
                 self.failed.inc()
-                yield pvalue.TaggedOutput(
-                    FAILED_TAG, failed_event(self.job_name, f"dedup store unavailable: {e}", ev, stage="dedup"))
+                yield fail(self.job_name, f"dedup store unavailable: {e}", self.source_fn(ev), stage="dedup")
             return
         unique, dups, keyless = split_batch(batch, self.key_fn, seen, self.recent)
         self.unique.inc(len(unique))
@@ -120,21 +127,27 @@ class DedupByMid(beam.PTransform):
     """``unique, duplicates, failed = events | DedupByMid(redis_cfg, job_name)``.
 
     ``redis_cfg.db`` is the reference's dedup store index; ``key_fn`` defaults to the event's
-    ``mid`` (jobs with a computed checksum pass their own).
+    ``mid`` (jobs with a computed checksum pass their own). When the store stays unreachable past
+    its retries, a job whose writes are idempotent anyway passes ``pass_when_unavailable=True``
+    (events go on, counted in ``dedup-unavailable-count``); otherwise they go to the failed output
+    (``source_fn`` gives the original event of an element that is not one itself).
     """
 
     def __init__(self, cfg: RedisConfig, job_name: str, key_fn: KeyFn = mid_key, batch_size: int = 500,
-                 shards: int = 16, max_buffering_secs: float | None = 1.0):
+                 shards: int = 16, max_buffering_secs: float | None = 1.0, pass_when_unavailable: bool = False,
+                 source_fn: Callable[[Any], dict] = lambda e: e):
         """``max_buffering_secs=None`` for bounded input (see ``ShardedBatches``)."""
         super().__init__()
         self.cfg, self.job_name, self.key_fn, self.batch_size = cfg, job_name, key_fn, batch_size
         self.shards, self.max_buffering_secs = shards, max_buffering_secs
+        self.pass_when_unavailable, self.source_fn = pass_when_unavailable, source_fn
 
     def expand(self, events):
         out = (
             events
             | "Batch" >> ShardedBatches(self.key_fn, self.shards, self.batch_size, self.max_buffering_secs)
-            | "Check" >> beam.ParDo(_DedupFn(self.cfg, self.key_fn, self.job_name)).with_outputs(
+            | "Check" >> beam.ParDo(_DedupFn(self.cfg, self.key_fn, self.job_name, self.pass_when_unavailable,
+                                            self.source_fn)).with_outputs(
                 DUPLICATE_TAG, FAILED_TAG, main="unique")
         )
         return out.unique, out[DUPLICATE_TAG], out[FAILED_TAG]

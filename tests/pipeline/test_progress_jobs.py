@@ -13,6 +13,7 @@ import redis
 import requests
 
 from pipelines import activity, enrolment_sync
+from pipelines.domain.progress import EnrolmentKey, dedup_checksum
 from tests.batch_runs import read_topic, run_job
 from tests.progress_data import seed_course, update
 
@@ -218,3 +219,80 @@ def test_sync_requests_from_jsonl_with_bad_input(cql, course, tmp_path, run_id):
         "edata.userId is missing or not a non-empty string", "malformed JSON"]
     assert totals["total-events-count"] == 3 and totals["skipped-events-count"] == 1
     assert totals["processed-enrolment-count"] == 1
+
+
+def flush_dedup_keys(c) -> None:
+    """Loses the dedup store's marks for this course, as a flushed or replaced Redis would."""
+    k = EnrolmentKey(c["user"], c["course"], c["batch"])
+    redis.Redis(port=6379, db=3).delete(*[dedup_checksum(k, cid, 2) for cid in c["leaves"]])
+
+
+def test_replay_without_the_dedup_store_counts_nothing_twice(cql, course, tmp_path, run_id):
+    c = course
+    lines = [update(c, f"{run_id}-1", [("c1", 2)]), update(c, f"{run_id}-2", [("c2", 2)])]
+    run(activity, tmp_path, "first", lines)
+    before = tables(cql, c)
+    assert before["consumption"] == {"c1": (2, 1, 1), "c2": (2, 1, 1)}
+
+    flush_dedup_keys(c)
+    totals, out = run(activity, tmp_path, "replay", lines)
+    assert totals.get("duplicate-event-count", 0) == 0, "the dedup store had nothing"
+    assert totals["replayed-content-count"] == 2
+    assert tables(cql, c) == before, "identical rows, counters and timestamps"
+    assert read(out, "telemetry.raw") == [] and read(out, "issue.certificate.request") == []
+
+    # Dedup disabled: another event reporting the same completion is the same completion.
+    totals, out = run(activity, tmp_path, "copy", [update(c, f"{run_id}-3", [("c1", 2)])],
+                      "--activity_input_dedup_enabled=false")
+    assert tables(cql, c) == before
+
+
+def test_dedup_store_down_is_an_optimisation_lost_not_a_crash(cql, course, tmp_path, run_id):
+    c = course
+    lines = [update(c, f"{run_id}-1", [("c1", 2)])]
+    totals, out = run(activity, tmp_path, "nodedup", lines, "--dedup_redis_port=1")
+    assert totals["dedup-unavailable-count"] == 1 and totals["processed-enrolment-count"] == 1
+    assert read(out, "activity.agg.failed") == []
+    assert tables(cql, c)["consumption"] == {"c1": (2, 1, 1)}
+    totals, out = run(activity, tmp_path, "again", lines, "--dedup_redis_port=1")
+    assert tables(cql, c)["consumption"] == {"c1": (2, 1, 1)}, "the applied record still counts it once"
+
+
+def test_a_completion_lost_in_a_crash_is_re_emitted_with_the_same_ids(cql, course, tmp_path, run_id):
+    c = course
+    lines = [update(c, f"{run_id}-1", [("c1", 2), ("c2", 2), ("c3", 2)])]
+    _, out = run(activity, tmp_path, "first", lines)
+    [cert] = read(out, "issue.certificate.request")
+    [audit] = [a for a in read(out, "telemetry.raw") if a["edata"]["type"] == "enrol-complete"]
+    key = (c["user"], c["course"], c["batch"])
+    flags = cql.execute("SELECT completes FROM consumption_events_applied WHERE userid=%s AND courseid=%s "
+                        "AND batchid=%s", key)
+    assert [r.completes for r in flags] == [False] * 3, "confirmed once the outputs left"
+
+    # A crash after the completion but before its confirmation: the flags are still set.
+    cql.execute("UPDATE consumption_events_applied SET completes = true WHERE userid=%s AND courseid=%s "
+                "AND batchid=%s AND contentid='c3' AND eventid=%s",
+                (*key, dedup_checksum(EnrolmentKey(*key), "c3", 2)))
+    flush_dedup_keys(c)
+    totals, out = run(activity, tmp_path, "replay", lines)
+    assert totals["completion-reemitted-count"] == 1
+    assert read(out, "issue.certificate.request") == [cert], "byte-identical: same mid and ets"
+    assert [a for a in read(out, "telemetry.raw") if a["edata"]["type"] == "enrol-complete"] == [audit]
+
+    flush_dedup_keys(c)
+    totals, out = run(activity, tmp_path, "again", lines)
+    assert read(out, "issue.certificate.request") == [], "confirmed by the replay: nothing more"
+
+
+def test_a_huge_id_fails_alone_and_the_rest_of_the_batch_is_processed(cql, course, tmp_path, run_id):
+    c = course
+    huge = "x" * 200_000
+    ok = {"eid": "BE_JOB_REQUEST", "edata": {"action": "user-enrolment-sync", "userId": c["user"],
+                                             "courseId": c["course"], "batchId": c["batch"]}}
+    bad = {"eid": "BE_JOB_REQUEST", "edata": {"action": "user-enrolment-sync", "userId": huge,
+                                              "courseId": c["course"], "batchId": c["batch"]}}
+    totals, out = run(enrolment_sync, tmp_path, "huge", [ok, bad, ok])
+    failed = read(out, "enrolment.reconciliation.failed")
+    assert len(failed) == 1 and failed[0]["edata"]["userId"] == huge, "original event kept whole"
+    assert failed[0]["failInfo"]["error"] == "edata.userId is longer than 1024 characters (200000)"
+    assert totals["processed-enrolment-count"] == 1 and totals["failed-events-count"] == 1

@@ -219,3 +219,51 @@ def test_cert_issue_event_ids_are_json_safe():
     ev = P.cert_issue_event(P.EnrolmentKey('u"1', "C", "B"), 1, ids())
     import json
     assert json.loads(json.dumps(ev))["edata"]["userIds"] == ['u"1']
+
+
+# ------------------------------------------------------------------- replay safety, writes
+
+def works_for(*content_ids, mid="m1"):
+    works, _ = P.update_work(update_event([{"contentId": c, "status": 2} for c in content_ids], mid=mid))
+    return works
+
+
+def test_fresh_completions_skip_applied_ones_and_copies_in_the_batch():
+    works = works_for("c1", "c2") + works_for("c1", mid="m2")
+    applied = {("c2", P.dedup_checksum(K, "c2", 2))}
+    fresh = P.fresh_completions(works, applied)
+    assert [(c.content_id, eid) for c, eid in fresh] == [("c1", P.dedup_checksum(K, "c1", 2))]
+    assert P.fresh_completions(works, applied | {(c.content_id, eid) for c, eid in fresh}) == []
+
+
+def test_a_replayed_completing_event_is_recognised_only_by_its_flagged_completions():
+    works = works_for("c3")
+    assert P.replayed_completing_event(works, {("c3", P.dedup_checksum(K, "c3", 2))})
+    assert not P.replayed_completing_event(works, {("c2", P.dedup_checksum(K, "c2", 2))})
+    assert not P.replayed_completing_event(works, set())
+
+
+def test_changed_aggregates_are_the_course_and_the_units_above_new_input():
+    result = P.ProgressResult(K, {}, 2, False, [("C", 2), ("U1", 1), ("U2", 1)])
+    ancestors = {"c1": {"C", "U1"}, "c3": {"C", "U2"}}
+    assert P.changed_aggregates(result, {"c1"}, ancestors) == [("C", 2), ("U1", 1)]
+    assert P.changed_aggregates(result, set(), ancestors) == [("C", 2)]
+    assert P.changed_aggregates(result, None, ancestors) == result.aggregates, "a recompute writes every row"
+
+
+def test_completion_ids_are_deterministic_per_enrolment():
+    first, again = P.completion_ids(K), P.completion_ids(K)
+    assert [first() for _ in range(3)] == [again() for _ in range(3)]
+    other = P.completion_ids(P.EnrolmentKey("u2", "C", "B1"))
+    assert other() != P.completion_ids(K)()
+    a = P.cert_issue_event(K, 1700000000000, P.completion_ids(K))
+    b = P.cert_issue_event(K, 1700000000000, P.completion_ids(K))
+    assert a == b and a["mid"].startswith("LP.1700000000000.")
+
+
+def test_ids_longer_than_the_limit_are_invalid_and_long_content_ids_are_ignored():
+    with pytest.raises(P.InvalidRequest, match="edata.userId is longer than 1024 characters"):
+        P.split_update_event(update_event([{"contentId": "c1", "status": 2}], userId="u" * 1025))
+    completions, ignored = P.split_update_event(update_event(
+        [{"contentId": "c" * 1025, "status": 2}, {"contentId": "c1", "status": 2}]))
+    assert [c.content_id for c in completions] == ["c1"] and ignored == 1
