@@ -21,4 +21,14 @@ setup(
     packages=find_packages(include=["pipelines", "pipelines.*"]),
     python_requires=">=3.11,<3.13",
     install_requires=REQUIRES,
+    # One command per job, so a job module is imported under its real name (never as __main__):
+    # Flink's Python workers unpickle DoFns by module name.
+    entry_points={"console_scripts": [
+        f"lern-{name}=pipelines.{module}:main" for name, module in (
+            ("activity", "activity"), ("relation-cache", "relation_cache"), ("enrolment-sync", "enrolment_sync"),
+            ("assessment", "assessment"), ("cert-preprocess", "cert_preprocess"), ("cert-generate", "cert_generate"),
+            ("merge-courses", "merge_courses"), ("user-cache", "user_cache"), ("notification", "notification"),
+            ("smoke", "smoke"),
+        )
+    ] + ["lern-flink=pipelines.runner:main"]},
 )

@@ -48,7 +48,16 @@ EXPANSION_PORT = 8097
 EMULATOR_PORT = 9000
 SMTP_PORT, SMTP_HTTP_PORT = 2525, 2526
 
+FLINK_REST_PORT, FLINK_RPC_PORT, FLINK_TM_RPC_PORT, FLINK_BLOB_PORT = 8081, 6123, 6122, 6124
+FLINK = STACK / "flink"
+FLINK_CONF = FLINK / "conf"
+FLINK_CHECKPOINTS = FLINK / "checkpoints"
+FLINK_SAVEPOINTS = FLINK / "savepoints"
+BOOT = STACK / "bin" / "boot"
+BEAM_VERSION = "2.62.0"
+
 FLINK_JOB_SERVER_JAR = JARS / "flink-job-server.jar"
+FLINK_CLUSTER_JAR = JARS / "flink-cluster-submit.jar"
 EXPANSION_SERVICE_JAR = JARS / "kafka-expansion-service.jar"
 
 # Java 17 needs these for Cassandra 5 (the list its own jvm17-server.options carries) and Flink 1.19.
@@ -155,8 +164,68 @@ def ensure_jars() -> None:
     beam = mvn_profile("beam")
     mvn_profile("kafka")
     mvn_profile("cassandra")
+    mvn_profile("flink")
     launcher_jar(FLINK_JOB_SERVER_JAR, "org.apache.beam.runners.flink.FlinkJobServerDriver", beam)
     launcher_jar(EXPANSION_SERVICE_JAR, "org.apache.beam.sdk.expansion.service.ExpansionService", beam)
+    submit_jar(FLINK_CLUSTER_JAR)
+    ensure_boot()
+
+
+def submit_jar(path: Path) -> Path:
+    """The jar a pipeline is submitted in to the stack's Flink cluster (``flink_submit_uber_jar``).
+
+    Beam's Python FlinkRunner copies this jar, adds the pipeline and its artifacts, uploads it to
+    the JobManager (REST ``/jars/upload``) and runs its entry class there,
+    ``local/flink/ClusterJarRunner.java`` (compiled here). The jar holds only that class: the
+    runner, Kafka IO and the Java SDK harness are on the cluster's own class path
+    (``.stack/jars/flink``), so a submission ships kilobytes, not ~190 MB of jars that a session
+    TaskManager would load again, per job, into its metaspace.
+    """
+    src = LOCAL / "flink" / "ClusterJarRunner.java"
+    if path.exists() and path.stat().st_mtime >= src.stat().st_mtime:
+        return path
+    javac = Path(java()).resolve().parent / "javac"
+    if not javac.exists():
+        raise SystemExit(f"javac not found next to {java()}: install a JDK 17 (openjdk-17-jdk-headless)")
+    build = STACK / "build" / "cluster-jar"
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    r = subprocess.run([str(javac), "-nowarn", "-cp", str(JARS / "flink" / "*"), "-d", str(build), str(src)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"javac {src} failed:\n{r.stdout}{r.stderr}")
+    tmp = path.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w") as z:
+        z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n"
+                   "Main-Class: org.sunbird.lern.beam.ClusterJarRunner\r\n\r\n")
+        for f in sorted(build.rglob("*.class")):
+            z.write(f, f.relative_to(build).as_posix())
+    tmp.replace(path)
+    return path
+
+
+def ensure_boot() -> Path:
+    """Beam's Python SDK boot program (the PROCESS environment's command), built from the Go module
+    proxy: it is not on PyPI. The Go toolchain is a build-time requirement of the stack, like mvn."""
+    if BOOT.exists():
+        return BOOT
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    if go is None:
+        raise SystemExit("go not found: install Go (https://go.dev/dl or Debian 'golang') to build Beam's boot program")
+    log(f"building Beam's Python SDK boot program {BEAM_VERSION} with go install (into {BOOT})")
+    gobin = STACK / "bin" / "go-install"
+    gobin.mkdir(parents=True, exist_ok=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GOBIN": str(gobin), "CGO_ENABLED": "0",
+           # The checksum database does not list Beam's module here (404); the module proxy serves it.
+           "GONOSUMDB": "github.com/apache/beam"}
+    with open(LOGS / "go-boot.log", "wb") as f:
+        r = subprocess.run([go, "install", f"github.com/apache/beam/sdks/v2/python/container@v{BEAM_VERSION}"],
+                           stdout=f, stderr=subprocess.STDOUT, env=env)
+    if r.returncode != 0:
+        raise SystemExit(f"go install of Beam's boot program failed; see {LOGS / 'go-boot.log'}")
+    (gobin / "container").replace(BOOT)
+    return BOOT
 
 
 # ------------------------------------------------------------------------------------ servers
@@ -188,10 +257,11 @@ class Server:
         return pid
 
 
-def spawn(name: str, cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen:
+def spawn(name: str, cmd: list[str], env: dict | None = None, cwd: Path | None = None,
+          log_name: str | None = None) -> subprocess.Popen:
     LOGS.mkdir(parents=True, exist_ok=True)
     RUN.mkdir(parents=True, exist_ok=True)
-    logf = open(LOGS / f"{name}.log", "ab")
+    logf = open(LOGS / (log_name or f"{name}.log"), "ab")
     proc = subprocess.Popen(
         cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
@@ -315,6 +385,181 @@ def start_expansion() -> subprocess.Popen:
     ])
 
 
+# -------------------------------------------------------------------------------------- flink
+# A standalone Flink session cluster assembled from Maven Central jars (flink-dist is not served
+# here): the JobManager and the TaskManager are separate JVMs, started the way bin/jobmanager.sh
+# and bin/taskmanager.sh would (memory flags from BashJavaUtils, Java 17 --add-opens).
+
+FLINK_TM_PROCESS = os.environ.get("LERN_FLINK_TM_MEMORY", "2560m")
+FLINK_JM_PROCESS = os.environ.get("LERN_FLINK_JM_MEMORY", "1024m")
+FLINK_SLOTS = int(os.environ.get("LERN_FLINK_SLOTS", "4"))
+
+
+def flink_conf() -> str:
+    """The cluster's flink-conf.yaml. Checkpoints and savepoints on local disk under .stack/flink,
+    retained when a job is cancelled or fails for good, so a restarted job can resume from them."""
+    return "\n".join([
+        f"jobmanager.rpc.address: {HOST}",
+        f"jobmanager.rpc.port: {FLINK_RPC_PORT}",
+        f"jobmanager.bind-host: {HOST}",
+        f"taskmanager.host: {HOST}",
+        f"taskmanager.bind-host: {HOST}",
+        f"taskmanager.rpc.port: {FLINK_TM_RPC_PORT}",
+        f"rest.address: {HOST}",
+        f"rest.bind-address: {HOST}",
+        f"rest.port: {FLINK_REST_PORT}",
+        f"blob.server.port: {FLINK_BLOB_PORT}",
+        f"jobmanager.memory.process.size: {FLINK_JM_PROCESS}",
+        f"taskmanager.memory.process.size: {FLINK_TM_PROCESS}",
+        # Beam's portable operators keep little in Flink managed memory (the Python state lives in
+        # Flink keyed state, on the heap with the hashmap backend); metaspace is sized for the Beam
+        # runner and harness classes, loaded once from the class path, not per job.
+        "taskmanager.memory.managed.size: 256m",
+        "taskmanager.memory.jvm-metaspace.size: 512m",
+        f"taskmanager.numberOfTaskSlots: {FLINK_SLOTS}",
+        "parallelism.default: 1",
+        "classloader.check-leaked-classloader: false",
+        # Durable, retained checkpoints; savepoints from `python -m pipelines.runner stop`.
+        "state.backend.type: hashmap",
+        f"state.checkpoints.dir: file://{FLINK_CHECKPOINTS}",
+        f"state.savepoints.dir: file://{FLINK_SAVEPOINTS}",
+        "state.checkpoints.num-retained: 3",
+        "execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.mode: EXACTLY_ONCE",
+        "execution.checkpointing.tolerable-failed-checkpoints: 3",
+        # A failed task restarts from the latest checkpoint after 1 s, backing off to 30 s.
+        "restart-strategy.type: exponential-delay",
+        "restart-strategy.exponential-delay.initial-backoff: 1 s",
+        "restart-strategy.exponential-delay.max-backoff: 30 s",
+        "restart-strategy.exponential-delay.backoff-multiplier: 2.0",
+        "restart-strategy.exponential-delay.reset-backoff-threshold: 10 min",
+        "restart-strategy.exponential-delay.jitter-factor: 0.1",
+        "restart-strategy.exponential-delay.attempts-before-reset-backoff: 1000",
+        # A TaskManager killed with -9 is noticed within seconds, not the default 50 s.
+        "heartbeat.interval: 2000",
+        "heartbeat.timeout: 10000",
+        "resourcemanager.taskmanager-timeout: 10000",
+        f"io.tmp.dirs: {FLINK / 'tmp'}",
+        f"web.upload.dir: {FLINK / 'upload'}",
+        f"web.tmpdir: {FLINK / 'web'}",
+        f"blob.storage.directory: {FLINK / 'blob'}",
+        "web.submit.enable: true",
+        "web.cancel.enable: true",
+        "",
+    ])
+
+
+FLINK_LOG4J = """rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = MainAppender
+logger.pekko.name = org.apache.pekko
+logger.pekko.level = WARN
+logger.kafka.name = org.apache.kafka
+logger.kafka.level = WARN
+logger.netty.name = org.jboss.netty.channel.DefaultChannelPipeline
+logger.netty.level = OFF
+appender.main.name = MainAppender
+appender.main.type = RollingFile
+appender.main.append = true
+appender.main.fileName = ${sys:log.file}
+appender.main.filePattern = ${sys:log.file}.%i
+appender.main.layout.type = PatternLayout
+appender.main.layout.pattern = %d{yyyy-MM-dd HH:mm:ss,SSS} %-5p %-60c %x - %m%n
+appender.main.policies.type = Policies
+appender.main.policies.size.type = SizeBasedTriggeringPolicy
+appender.main.policies.size.size = 50MB
+appender.main.strategy.type = DefaultRolloverStrategy
+appender.main.strategy.max = 3
+"""
+
+
+def write_flink_conf() -> Path:
+    for d in (FLINK_CONF, FLINK_CHECKPOINTS, FLINK_SAVEPOINTS, FLINK / "tmp", FLINK / "upload", FLINK / "blob"):
+        d.mkdir(parents=True, exist_ok=True)
+    (FLINK_CONF / "flink-conf.yaml").write_text(flink_conf())
+    (FLINK_CONF / "log4j.properties").write_text(FLINK_LOG4J)
+    return FLINK_CONF
+
+
+def flink_classpath() -> str:
+    return str(JARS / "flink" / "*")
+
+
+def flink_resource_params(which: str) -> tuple[list[str], list[str]]:
+    """JVM flags and ``-D`` dynamic properties for the JobManager (``JM``) or TaskManager (``TM``),
+    computed by Flink's own BashJavaUtils from the memory settings, as bin/*.sh do."""
+    r = subprocess.run([java(), "-Xmx256m", "-cp", flink_classpath(),
+                        "org.apache.flink.runtime.util.bash.BashJavaUtils", f"GET_{which}_RESOURCE_PARAMS",
+                        "--configDir", str(FLINK_CONF)], capture_output=True, text=True, check=True)
+    results = [line.split(":", 1)[1] for line in r.stdout.splitlines()
+               if line.startswith("BASH_JAVA_UTILS_EXEC_RESULT:")]
+    if len(results) < 2:
+        raise SystemExit(f"BashJavaUtils gave no {which} memory settings: {r.stdout[-2000:]} {r.stderr[-2000:]}")
+    return results[-2].split(), results[-1].split()
+
+
+def flink_java_flags(name: str) -> list[str]:
+    flags = [f"--add-opens={m}=ALL-UNNAMED" for m in JAVA17_OPENS]
+    flags += [f"--add-exports={m}=ALL-UNNAMED" for m in JAVA17_EXPORTS]
+    return [*flags, "-XX:+UseG1GC", f"-Dlog.file={LOGS / (name + '.log')}",
+            f"-Dlog4j.configurationFile=file://{FLINK_CONF / 'log4j.properties'}",
+            f"-Dlog4j2.configurationFile=file://{FLINK_CONF / 'log4j.properties'}"]
+
+
+def start_flink_jobmanager() -> subprocess.Popen:
+    write_flink_conf()
+    jvm, dyn = flink_resource_params("JM")
+    return spawn("flink-jobmanager", [
+        java(), *jvm, *flink_java_flags("flink-jobmanager"), "-cp", flink_classpath(),
+        "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
+        "--configDir", str(FLINK_CONF), *dyn,
+    ], log_name="flink-jobmanager.out")
+
+
+def worker_env() -> dict[str, str]:
+    """The environment Beam's boot program (PROCESS workers) inherits from the TaskManager: the
+    project venv's python first on PATH, used as is (no per-worker venv, no pip install)."""
+    venv_bin = str(VENV_PY.parent)
+    return {"PATH": f"{venv_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "VIRTUAL_ENV": str(VENV_PY.parent.parent),
+            "RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT": "1",
+            "PYTHONUNBUFFERED": "1"}
+
+
+def start_flink_taskmanager() -> subprocess.Popen:
+    write_flink_conf()
+    jvm, dyn = flink_resource_params("TM")
+    return spawn("flink-taskmanager", [
+        java(), *jvm, *flink_java_flags("flink-taskmanager"), "-cp", flink_classpath(),
+        "org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
+        "--configDir", str(FLINK_CONF), *dyn,
+    ], env=worker_env(), cwd=ROOT, log_name="flink-taskmanager.out")
+
+
+def flink_rest(path: str, timeout: float = 2.0):
+    import json
+    import urllib.request
+    with urllib.request.urlopen(f"http://{HOST}:{FLINK_REST_PORT}{path}", timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def flink_jobmanager_ready() -> bool:
+    try:
+        return "flink-version" in flink_rest("/config")
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def flink_taskmanager_ready() -> bool:
+    """A TaskManager of ours is registered with the JobManager (and alive: dead ones drop out
+    after heartbeat.timeout) and answers on its RPC port."""
+    if not port_open(FLINK_TM_RPC_PORT):
+        return False
+    try:
+        return any(tm.get("id") for tm in flink_rest("/taskmanagers").get("taskmanagers", []))
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def venv_python() -> str:
     return str(VENV_PY) if VENV_PY.exists() else sys.executable
 
@@ -355,6 +600,8 @@ SERVERS = [
     Server("expansion-service", EXPANSION_PORT, start_expansion, lambda: port_open(EXPANSION_PORT), 120),
     Server("sunbird-emulator", EMULATOR_PORT, start_emulator, lambda: port_open(EMULATOR_PORT), 30),
     Server("smtp", SMTP_PORT, start_smtp, lambda: port_open(SMTP_PORT) and port_open(SMTP_HTTP_PORT), 30),
+    Server("flink-jobmanager", FLINK_REST_PORT, start_flink_jobmanager, flink_jobmanager_ready, 120),
+    Server("flink-taskmanager", FLINK_TM_RPC_PORT, start_flink_taskmanager, flink_taskmanager_ready, 120),
 ]
 
 
