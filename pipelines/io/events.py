@@ -37,8 +37,11 @@ class KafkaConfig:
 
     def consumer_config(self) -> dict[str, str]:
         # Same consumer semantics as the reference: read_committed, and auto.offset.reset only
-        # when configured.
-        cfg = {"bootstrap.servers": self.bootstrap_servers, "isolation.level": "read_committed"}
+        # when configured. Offsets move only when a Flink checkpoint completes (KafkaIO commits
+        # them on finalize): the consumer's own periodic auto-commit would mark records consumed
+        # while their work is still buffered in state that a crash can lose.
+        cfg = {"bootstrap.servers": self.bootstrap_servers, "isolation.level": "read_committed",
+               "enable.auto.commit": "false"}
         if self.group_id:
             cfg["group.id"] = self.group_id
         if self.auto_offset_reset:
