@@ -44,31 +44,10 @@ def bounded(opts: PipelineOptions) -> bool:
 
 
 def runner_defaults(opts: PipelineOptions, argv: Sequence[str]) -> list[str]:
-    """Flags a job adds for its runner unless the operator gave them.
+    """Flags a job adds for its runner unless the operator gave them: ``pipelines.runner``."""
+    from pipelines import runner
 
-    Streaming unless a bounded source is given (``BOUNDED_SOURCES``). On Flink: checkpoints every
-    ``task.checkpointing.interval`` ms like the reference (Kafka offsets are committed when a
-    checkpoint completes, so without checkpoints a restarted job would re-read everything), except
-    for a bounded read (``--max_num_records``/``--max_read_time_secs``): with checkpointing on,
-    Beam's Flink runner never shuts a finished source down, so the job would never end. And,
-    for a local ``[local]`` mini-cluster, the stack's job server jar and LOOPBACK workers. An
-    operator with a real cluster passes ``--flink_master``/``--environment_type`` (or
-    ``--job_endpoint``) and these stay out of the way.
-    """
-    o = values(opts)
-    given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
-    extra: list[str] = []
-    if not bounded(opts) and "--streaming" not in given:
-        extra.append("--streaming")
-    if opts.view_as(StandardOptions).runner in ("FlinkRunner", "flink"):
-        bounded_read = o.get("max_num_records") is not None or o.get("max_read_time_secs") is not None
-        if "--checkpointing_interval" not in given and not bounded_read:
-            extra.append(f"--checkpointing_interval={o['task_checkpointing_interval']}")
-        if not given & {"--flink_job_server_jar", "--job_endpoint"} and LOCAL_FLINK_JOB_SERVER_JAR.exists():
-            extra.append(f"--flink_job_server_jar={LOCAL_FLINK_JOB_SERVER_JAR}")
-        if "--environment_type" not in given:
-            extra.append("--environment_type=LOOPBACK")
-    return extra
+    return runner.runner_defaults(opts, argv, bounded(opts))
 
 
 def job_options(argv: Sequence[str], defaults: Defaults | None,

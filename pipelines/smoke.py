@@ -109,7 +109,7 @@ def build(p: beam.Pipeline, opts) -> None:
 
 def main(argv=None) -> int:
     job.setup_logging()
-    job.run(build, argv, defaults())
+    job.run(job.importable(build), argv, defaults())
     return 0
 
 
