@@ -434,6 +434,34 @@ def already_issued(req: GenerateRequest, issued_certificates: list[Mapping[str, 
     return bool(_issued_by_name(issued_certificates, req.name)) and not req.old_id
 
 
+def issuance_problem(req: GenerateRequest, cert_templates: Mapping[str, Any] | None,
+                     issued_certificates: list[Mapping[str, str]] | None, claimed: Lookup = False) -> str:
+    """Why this request must not issue anything ("" when it may).
+
+    The certificate id is derived from the request's own ``templateId``, ``oldId`` and recipients,
+    so a request altered in any of them would be a new issuance that no claim guards: copies of one
+    request with invented template ids or old ids created one RC certificate each. So the request
+    must name one of the batch's ``cert_templates``, its recipients must be its learner, and an
+    ``oldId`` must be the learner's issued certificate of that name (the one a re-issue replaces).
+    ``claimed`` (looked up only for an unknown ``oldId``) says this exact issuance was already
+    claimed: its replay, after the re-issue replaced the old certificate, is a duplicate, not an
+    invented id.
+    """
+    if req.template_id not in (cert_templates or {}):
+        return (f"template {req.template_id!r} is not a certificate template of batch {req.batch_id} "
+                f"of course {req.course_id}")
+    others = sorted({str(r.get("recipientId")) for r in req.recipients
+                     if r.get("recipientId") and str(r.get("recipientId")) != req.user_id})
+    if others:
+        return f"recipients {others} are not the request's learner {req.user_id}"
+    if req.old_id:
+        mine = {c.get("identifier") for c in _issued_by_name(issued_certificates, req.name)}
+        if req.old_id not in mine and not _looked_up(claimed):
+            return (f"oldId {req.old_id!r} is not the learner's issued certificate {req.name!r} "
+                    f"({', '.join(sorted(i for i in mine if i)) or 'none issued'})")
+    return ""
+
+
 def claim_conflict(existing: Mapping[str, Any], now: datetime, lease_secs: float) -> str:
     """Another delivery holds the claim of this issuance: ``"duplicate"`` when it is issued or its
     lease is still running (someone is issuing it right now), ``"takeover"`` when the lease ran out

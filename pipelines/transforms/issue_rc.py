@@ -6,8 +6,12 @@ the enrolment (the collection-certificate-generator's stage; reference
                       |  (CertValidator messages)          |  claim (LWT) -> RC create -> CAS record
                       +-- failed                           +-- failed (reason, event kept whole)
 
-Per request: the enrolment (``enrollment-db-read-count``); none, or a certificate of this name
-already issued without ``oldId``, is a counted skip (reference ``isNotIssued``).
+Per request: the enrolment (``enrollment-db-read-count``); none is a counted skip. The request
+must name one of the batch's ``cert_templates``, its recipients must be its learner and an
+``oldId`` must be the learner's issued certificate of that name (``issuance_problem``); else it
+fails with the reason, because an altered copy would be an issuance no claim guards. Then a
+certificate of this name already issued without ``oldId`` is a counted skip (reference
+``isNotIssued``).
 
 Exactly once: an issuance is identified by ``certificate_id`` (uuid5 of user, course, batch,
 template and the certificate it replaces) and guarded by a claim row in ``cert.claim.table``
@@ -69,6 +73,8 @@ class _IssueFn(beam.DoFn):
         self.cql = {
             "enrolment": f"SELECT issued_certificates, completedon FROM {ks}.{t['enrolments']} "
                          "WHERE userid = ? AND courseid = ? AND batchid = ?",
+            "templates": f"SELECT cert_templates FROM {ks}.{t['course_batch']} WHERE courseid = ? AND batchid = ?",
+            "claimed": f"SELECT cert_id FROM {claims} WHERE cert_id = ?",
             "claim": f"INSERT INTO {claims} (cert_id, owner, state, userid, courseid, batchid, template_id, old_id, "
                      "claimed_at, updated_at) VALUES (?, ?, 'claimed', ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS",
             "takeover": f"UPDATE {claims} SET owner = ?, claimed_at = ? WHERE cert_id = ? IF owner = ? AND state != "
@@ -92,7 +98,17 @@ class _IssueFn(beam.DoFn):
             log.warning("signatory list invalid (suppressed): %s", req.signatory_problem)
         try:
             row = self._enrolment(req.user_id, req)
-            if row is None or C.already_issued(req, row.get("issued_certificates")):
+            if row is None:
+                self.c["skipped-event-count"].inc()  # reference isNotIssued: a counted skip
+                return
+            problem = C.issuance_problem(
+                req, (self._row(self.cql["templates"], (req.course_id, req.batch_id)) or {}).get("cert_templates"),
+                row.get("issued_certificates"), functools.partial(self._claimed, req))
+            if problem:
+                self.c["failed-events-count"].inc()
+                yield fail(self.s.job_name, problem, req.event, stage="validate")
+                return
+            if C.already_issued(req, row.get("issued_certificates")):
                 self.c["skipped-event-count"].inc()  # reference isNotIssued: a counted skip
                 return
             results = [self._issue(req, r) for r in req.recipients]
@@ -119,6 +135,10 @@ class _IssueFn(beam.DoFn):
         row = self._row(self.cql["enrolment"], (user_id, req.course_id, req.batch_id))
         self.c["enrollment-db-read-count"].inc()
         return row
+
+    def _claimed(self, req: C.GenerateRequest) -> bool:
+        """Was any issuance of this request (one of its recipients) claimed already?"""
+        return any(self._row(self.cql["claimed"], (self._cert_id(req, r),)) for r in req.recipients)
 
     @staticmethod
     def _recipient_id(req: C.GenerateRequest, recipient: dict) -> str:

@@ -330,6 +330,37 @@ def test_reissue_replaces_old_certificate_once(cql, tmp_path, run_id):
     assert len(creates) == 2 and creates[1]["body"]["oldId"] == old
 
 
+def test_altered_copies_of_a_request_issue_nothing_more(cql, tmp_path, run_id):
+    """Issue 12: nine copies of one generate request with other templateIds or oldIds created nine
+    RC certificates for one learner. Each must fail with a reason; the real re-issue still works
+    once, and its replay after the old certificate is gone is a duplicate, not a failure."""
+    c = seed(cql, run_id, {"a": {}})
+    uid = c["uid"]("a")
+    _, gen, _ = preprocess(tmp_path, "pre", [issue_request(c, "a")])
+    generate(tmp_path, "gen", gen)
+    first = issued(cql, c, "a")[0]["identifier"]
+
+    def copy(**edata):
+        return {**gen[0], "edata": {**gen[0]["edata"], **edata}}
+
+    forged = ([copy(templateId=f"{run_id}_t{i}") for i in range(4)] + [copy(oldId=f"1-forged-{i}") for i in range(4)]
+              + [copy(oldId=first, data=[*gen[0]["edata"]["data"], {"recipientName": "X", "recipientId": "u-x"}])])
+    totals, audit, failed = generate(tmp_path, "forged", forged)
+    assert audit == [] and len(failed) == 9 and totals["failed-events-count"] == 9
+    why = sorted(f["failInfo"]["error"] for f in failed)
+    assert sum("is not a certificate template of batch" in r for r in why) == 4
+    assert sum("is not the learner's issued certificate 'Course Completion'" in r for r in why) == 4
+    assert sum("are not the request's learner" in r for r in why) == 1
+    assert len(rc_creates(uid)) == 1 and [x["identifier"] for x in issued(cql, c, "a")] == [first]
+
+    _, gen2, _ = preprocess(tmp_path, "pre2", [issue_request(c, "a", re_issue=True)])
+    assert gen2[0]["edata"]["oldId"] == first
+    totals, audit, failed = generate(tmp_path, "reissue", gen2)
+    assert failed == [] and len(audit) == 1 and len(rc_creates(uid)) == 2
+    totals, audit, failed = generate(tmp_path, "reissue-replay", gen2)
+    assert failed == [] and audit == [] and totals["duplicate-issue-count"] == 1 and len(rc_creates(uid)) == 2
+
+
 def test_backfill_issues_what_is_missing_once(cql, tmp_path, run_id):
     c = seed(cql, run_id, {"done": {}, "has": {"issued": [{"name": "Course Completion", "identifier": "x"}]},
                            "todo": {"status": 1}})

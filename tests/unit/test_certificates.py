@@ -228,6 +228,38 @@ def test_missing_signatory_is_suppressed_or_fails():
         C.validate_generate_request(gen_event(signatoryList=[{"name": "x"}]), False)
 
 
+def test_issuance_problem_rejects_altered_copies():
+    """Issue 12: copies of one request with another templateId or oldId were new issuances."""
+    templates = {"tmpl_1": {"name": "Course Completion"}}
+    issued = [{"name": "course completion", "identifier": "cert-1"}, {"name": "Other", "identifier": "cert-9"}]
+    ok = C.validate_generate_request(gen_event(), True)
+    assert C.issuance_problem(ok, templates, None) == ""
+    other_template = C.validate_generate_request(gen_event(templateId="tmpl_x"), True)
+    assert "'tmpl_x' is not a certificate template of batch b1" in C.issuance_problem(other_template, templates, None)
+    assert "not a certificate template" in C.issuance_problem(ok, None, None)
+    extra = C.validate_generate_request(gen_event(data=[{"recipientName": "A", "recipientId": "u1"},
+                                                        {"recipientName": "B", "recipientId": "u2"}]), True)
+    assert "recipients ['u2'] are not the request's learner u1" in C.issuance_problem(extra, templates, None)
+    reissue = C.validate_generate_request(gen_event(oldId="cert-1"), True)
+    assert C.issuance_problem(reissue, templates, issued) == ""
+    for old in ("cert-9", "invented"):  # another template's certificate, or none of the learner's
+        forged = C.validate_generate_request(gen_event(oldId=old), True)
+        assert f"oldId '{old}' is not the learner's issued certificate 'Course Completion' (cert-1)" == \
+            C.issuance_problem(forged, templates, issued)
+    replayed = C.validate_generate_request(gen_event(oldId="replaced"), True)
+    asked = []
+    assert C.issuance_problem(replayed, templates, issued, lambda: asked.append(1) or True) == "" and asked == [1]
+    assert C.issuance_problem(ok, templates, issued, lambda: asked.append(2) or True) == "" and asked == [1]
+
+
+def test_claim_conflict_duplicate_or_takeover():
+    now = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+    assert C.claim_conflict({"state": "issued", "claimed_at": datetime(2020, 1, 1)}, now, 300) == "duplicate"
+    assert C.claim_conflict({"state": "claimed", "claimed_at": datetime(2024, 1, 1, 11, 58)}, now, 300) == "duplicate"
+    assert C.claim_conflict({"state": "created", "claimed_at": datetime(2024, 1, 1, 11, 54)}, now, 300) == "takeover"
+    assert C.claim_conflict({"state": "claimed", "claimed_at": None}, now, 300) == "takeover"
+
+
 def test_certificate_id_is_deterministic():
     a = C.certificate_id("u", "c", "b", "t")
     assert a == C.certificate_id("u", "c", "b", "t") and a != C.certificate_id("u", "c", "b", "t2")
