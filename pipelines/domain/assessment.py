@@ -17,7 +17,7 @@ weaknesses fixed (§2.11, §4):
   parsing the formatted date strings back;
 - the certificate request is built as data, so ids with quotes cannot break its JSON.
 
-Nothing here touches Beam or a server; ``pipelines.transforms.assessment_store`` fetches, calls
+Nothing here touches Beam or a server; ``pipelines.transforms.scores`` fetches, calls
 and writes.
 """
 
@@ -35,6 +35,10 @@ from pipelines.domain.cert_request import issue_certificate_request
 from pipelines.domain.errors import InvalidRequest
 from pipelines.domain.javafmt import drop_nulls, java_double_to_string
 
+JOB_NAME = "AssessmentAggregatorJob"
+"""The reference's job name: metric namespace of the aggregator steps and failed records' ``jobName``."""
+SCORE_NAMESPACE = f"{JOB_NAME}.score"
+"""Metric namespace of the score aggregation step (the reference's UserScoreAggregateFunction)."""
 SRC = "AssessmentAggregator"
 """``metadata.src`` of the reference's failed events."""
 DEFAULT_AGG_TYPE = "attempt_metrics"
@@ -396,6 +400,21 @@ def decide_attempts(attempts: Sequence[Attempt], stored: Mapping[tuple, StoredAt
         accepted.append((a, created))
         state[a.pk] = StoredAttempt(a.assessment_ts, created)
     return accepted, skipped
+
+
+def rows_found(accepted: Sequence[tuple[Attempt, int]], stored: Mapping[tuple, StoredAttempt | None]) -> list[bool]:
+    """For each accepted attempt, in order: did its row exist when it was decided?
+
+    The reference reads the stored attempt event by event and counts ``db-read-count`` when a
+    row is found, so an attempt written earlier in the same batch counts for the later versions
+    of it. A skipped attempt always found one (it is skipped because of it).
+    """
+    seen = {pk for pk, row in stored.items() if row is not None}
+    out = []
+    for a, _ in accepted:
+        out.append(a.pk in seen)
+        seen.add(a.pk)
+    return out
 
 
 def total_questions_from_cache(raw: Any) -> int:

@@ -14,11 +14,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import apache_beam as beam
 import pytest
 import redis
 import requests
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines import assessment
+from pipelines.io.cassandra import CassandraConfig
+from pipelines.io.redis_store import RedisConfig
+from pipelines.options.assessment import AssessmentSettings
+from pipelines.transforms.scores import AggregateScores, ValidateAttempts
 from tests.batch_runs import read_topic, run_job
 
 EMULATOR = "http://127.0.0.1:9000"
@@ -323,3 +330,47 @@ def test_unknown_course_is_accepted_and_counted_by_default(cql, course, tmp_path
                       (c["U1"], c["X"])).one()
     assert row.grand_total == "1.0/1.0"
     assert [x["edata"]["courseId"] for x in read(out, "issue.certificate.request")] == [c["X"]]
+
+
+def test_db_read_count_counts_rows_written_earlier_in_the_same_batch(cql, course, tmp_path):
+    """Issue 12, the reference's own test: an attempt, an older copy of it, then a newer one, in one
+    run. The reference reads the stored row event by event, so the older copy and the newer one
+    both find the row the first wrote: ``db-read-count`` 2 (its spec expects 2; we said 0)."""
+    c = course
+    first = attempt(c, "U1", "Q1", "A1", T0 + 2_000, [question("qa", T0 + 1_900, 1)])
+    older = attempt(c, "U1", "Q1", "A1", T0 + 1_000, [question("qa", T0 + 900, 0)])
+    latest = attempt(c, "U1", "Q1", "A1", T0 + 3_000, [question("qa", T0 + 2_900, 0.5)])
+    totals, _ = run(tmp_path, "same-batch", [first, older, latest])
+    assert metric(totals, "db-read-count") == 2
+    assert metric(totals, "skipped-event-count") == 1 and metric(totals, "db-update-count") == 2
+    assert metric(totals, "batch-success-event-count") == 2
+    row = attempt_rows(cql, c, "U1")[(c["Q1"], c["A1"])]
+    assert (row.grand_total, ms(row.last_attempted_on)) == ("0.5/1.0", T0 + 3_000)
+
+
+def test_the_composites_validate_store_and_score_against_the_real_stores(cql, course, run_id):
+    """``ValidateAttempts`` and ``AggregateScores`` on their own (``TestPipeline`` +
+    ``assert_that``): a valid attempt is stored and scored and asks for its certificate; an
+    invalid event and a content outside the course each fail alone, with the reference's src."""
+    c = course
+    settings = AssessmentSettings(
+        cassandra=CassandraConfig(hosts=("127.0.0.1",), keyspace="sunbird_courses", consistency="ONE"),
+        relation_cache=RedisConfig(db=10), content_cache=RedisConfig(db=5))
+    good = attempt(c, "U1", "Q1", "A1", T0 + 1_000, [question("qa", T0 + 100, 1), question("qb", T0 + 200, 0)])
+    outside = attempt(c, "U2", f"{run_id}-ELSEWHERE", "A2", T0, [question("qa", T0, 1)])
+    invalid = attempt(c, "U3", "Q1", "A3", "yesterday", [question("qa", T0, 1)])
+    with TestPipeline() as p:
+        attempts, invalid_out = p | beam.Create([good, outside, invalid]) | ValidateAttempts()
+        certs, failed = attempts | AggregateScores(settings, shards=1, batch_size=10, max_buffering_secs=None)
+        assert_that(certs | "CertKeys" >> beam.Map(lambda e: (e["edata"]["userIds"], e["edata"]["attemptId"])),
+                    equal_to([([c["U1"]], c["A1"])]), label="certs")
+        assert_that(failed | "Failed" >> beam.Map(lambda f: (f["userId"], f["failInfo"]["stage"],
+                                                             f["metadata"]["src"])),
+                    equal_to([(c["U2"], "content-check", "AssessmentAggregator")]), label="failed")
+        assert_that(invalid_out | "Invalid" >> beam.Map(lambda f: (f["userId"], f["failInfo"]["error"])),
+                    equal_to([(c["U3"], "assessmentTs must be an integral epoch time in ms, got 'yesterday'")]),
+                    label="invalid")
+    row = attempt_rows(cql, c, "U1")[(c["Q1"], c["A1"])]
+    assert (row.grand_total, ms(row.last_attempted_on)) == ("1.0/2.0", T0 + 1_000)
+    assert dict(agg_row(cql, c, "U1").aggregates)[f"score:{c['Q1']}"] == 1.0
+    assert attempt_rows(cql, c, "U2") == {}

@@ -17,6 +17,8 @@ import pytest
 
 from pipelines import assessment, job
 from pipelines.domain import assessment as A
+from pipelines.options.assessment import assessment_settings
+from pipelines.transforms.scores import ValidateAttemptFn
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000_000
@@ -262,6 +264,17 @@ def test_newer_attempts_only_within_one_batch_in_arrival_order():
     assert A.decide_attempts([newest, other], {}, 7)[0] == [(newest, 7), (other, 7)]
 
 
+def test_rows_found_counts_rows_written_earlier_in_the_same_batch_like_the_reference():
+    """The reference's db-read-count: a row found per event, so the later versions of an attempt
+    written earlier in the batch count (its test: first, older, latest -> 2 reads)."""
+    first, older, latest, other = attempt(200), attempt(100), attempt(300), attempt(50, attempt_id="AT2")
+    accepted, skipped = A.decide_attempts([first, older, latest, other], {}, now_ms=7)
+    assert skipped == [older] and A.rows_found(accepted, {}) == [False, True, False]
+    stored = {other.pk: A.StoredAttempt(10, 5), first.pk: None}
+    accepted, _ = A.decide_attempts([first, latest, other], stored, now_ms=7)
+    assert A.rows_found(accepted, stored) == [False, True, True]
+
+
 def test_a_stored_row_without_timestamps_is_overwritten():
     a = attempt(100)
     assert A.decide_attempts([a], {a.pk: A.StoredAttempt(None, None)}, now_ms=5) == ([(a, 5)], [])
@@ -397,7 +410,7 @@ def test_deployment_style_conf_with_dp_core_spellings(tmp_path):
 
 
 def test_settings_use_the_meta_redis_and_both_cache_dbs():
-    s = assessment.settings(job.job_options(["--redis_meta_host=meta", "--redis_database_contentcache_id=7"],
+    s = assessment_settings(job.job_options(["--redis_meta_host=meta", "--redis_database_contentcache_id=7"],
                                             assessment.defaults, (assessment.AssessmentOptions,)))
     assert (s.relation_cache.host, s.relation_cache.db, s.content_cache.host, s.content_cache.db) == \
         ("meta", 10, "meta", 7)
@@ -408,7 +421,7 @@ def test_settings_use_the_meta_redis_and_both_cache_dbs():
 def test_store_timestamp_conversion_round_trips_milliseconds():
     from datetime import datetime
 
-    from pipelines.transforms.assessment_store import to_ms, zone
+    from pipelines.transforms.scores import to_ms, zone
     assert to_ms(datetime(2020, 4, 27, 15, 57, 22, 395000)) == 1588003042395
     assert to_ms(datetime(2020, 4, 27, 15, 57, 22, 395000, tzinfo=UTC)) == 1588003042395
     assert to_ms(None) is None and to_ms(5) == 5
@@ -424,8 +437,8 @@ def test_pathological_input_is_a_failed_event_not_a_crash():
         cur["a"] = {}
         cur = cur["a"]
     ev = event([assess("q", 1, resvalues=[{"x": deep}])])
-    (out,) = list(assessment.ValidateFn().process(ev))
+    (out,) = list(ValidateAttemptFn().process(ev))
     assert out.tag == "failed" and out.value["failInfo"]["error"].startswith("invalid event: RecursionError")
     assert json.loads(out.value["raw"])["attemptId"] == "AT" and dumps(out.value)
-    (ok,) = list(assessment.ValidateFn().process(event()))
+    (ok,) = list(ValidateAttemptFn().process(event()))
     assert isinstance(ok, A.Attempt)

@@ -1,19 +1,25 @@
-"""The assessment-aggregator's store work: thin DoFns over batches of validated attempts.
+"""AggregateScores: validated assessment attempts -> stored attempts, best scores, certificate requests.
 
-Each DoFn takes ``(shard, [Attempt])`` batches from ``ShardedBatches`` (keyed on the user, so one
+    events --ValidateAttempts--> Attempt --AggregateScores--> certissue
+                   \\--> failed                   \\--> failed
+
+    AggregateScores = BatchByUser -> CheckContent -> [QuestionCount] -> StoreAttempts
+
+Each step takes ``(shard, [Attempt])`` batches from ``ShardedBatches`` (keyed on the user, so one
 user's attempts are always on one worker, in order), talks to its store once per batch
 (Redis pipelines, concurrent prepared Cassandra statements), calls the pure rules of
 ``pipelines.domain.assessment`` and passes the surviving batch on:
 
-- :class:`CheckContentFn`: the content-in-course check on the relation cache (§2.5 A);
-- :class:`QuestionCountFn`: the optional ``totalQuestions`` check, content cache then the content
-  read API with a timeout, retries and a TTL cache (§2.5 E);
-- :class:`StoreAttemptsFn`: the attempt upsert with the stale-attempt guard (§2.5 F), then the
-  score aggregation into ``user_activity_agg`` and the certificate request (§2.6), in that order
-  for every (user, course, batch) key of the batch.
+- ``CheckContent``: the content-in-course check on the relation cache (§2.5 A);
+- ``QuestionCount`` (only with ``assessment.skip.missingRecords``): the ``totalQuestions`` check,
+  content cache then the content read API with a timeout, retries and a TTL cache (§2.5 E);
+- ``StoreAttempts``: the attempt upsert with the stale-attempt guard (§2.5 F), then the score
+  aggregation into ``user_activity_agg`` and the certificate request (§2.6), in that order for
+  every (user, course, batch) key of the batch, so a score never reads a key's attempts while
+  they are being written (the reference's race).
 
-Every failure (store faults after retries included) becomes a failed event with a reason and
-the original event; nothing raises out of a DoFn.
+Every failure (store faults after retries included) becomes a failed record with a reason, the
+original event and the reference's ``metadata.src``; nothing raises out of a DoFn.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from types import SimpleNamespace
 from typing import Any
@@ -34,39 +39,20 @@ from apache_beam import pvalue
 
 from pipelines.domain import assessment as A
 from pipelines.domain.cache_keys import leaf_nodes_key
-from pipelines.domain.failures import FAILED_TAG, failed_event
 from pipelines.io.cassandra import TRANSIENT as CASSANDRA_TRANSIENT
-from pipelines.io.cassandra import CassandraClient, CassandraConfig
+from pipelines.io.cassandra import CassandraClient
 from pipelines.io.http import HttpClient
-from pipelines.io.redis_store import RedisClient, RedisConfig
+from pipelines.io.redis_store import RedisClient
 from pipelines.io.retry import RetryPolicy
 from pipelines.io.search import TTLCache
 from pipelines.metrics import counter
+from pipelines.options.assessment import AssessmentSettings
+from pipelines.transforms.batching import ShardedBatches
+from pipelines.transforms.failures import FAILED_TAG, fail
 
 CERT_TAG = "certissue"
 log = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 1)
-
-
-@dataclass(frozen=True)
-class AssessmentSettings:
-    job_name: str  # metric namespace of the aggregator steps, and failed events' jobName
-    score_namespace: str  # metric namespace of the score aggregation step
-    cassandra: CassandraConfig
-    relation_cache: RedisConfig
-    content_cache: RedisConfig
-    table: str = "assessment_aggregator"
-    activity_table: str = "user_activity_agg"
-    question_udt: str = "question"
-    content_read_api: str = "http://localhost:9000/api/content/v1/read/"
-    http_timeout_secs: float = 10.0
-    http_retries: int = 3
-    content_read_cache_secs: float = 600.0
-    agg_type: str = A.DEFAULT_AGG_TYPE
-    agg_timezone: str = "UTC"
-    strict_course_check: bool = False
-    allow_partial_attempts: bool = False
-    refresh_on_skip: bool = False
 
 
 def zone(name: str) -> tzinfo:
@@ -89,13 +75,65 @@ def to_ms(value: Any) -> int | None:
 
 
 def _fail(job_name: str, reason: str, a: A.Attempt, stage: str) -> pvalue.TaggedOutput:
-    return pvalue.TaggedOutput(FAILED_TAG, failed_event(job_name, reason, a.source, stage=stage, src=A.SRC))
+    """The failed record of an attempt: its original event, with the reference's ``metadata.src``."""
+    return fail(job_name, reason, a.source, stage=stage, src=A.SRC)
+
+
+# ------------------------------------------------------------------------------- validation
+
+
+def _text(event: dict) -> str:
+    try:
+        return json.dumps(event, ensure_ascii=False)
+    except (RecursionError, ValueError, TypeError):
+        return repr(event)
+
+
+class ValidateAttemptFn(beam.DoFn):
+    """Batch-assess event -> :class:`Attempt`; an invalid one goes to the failed output with the reason.
+
+    Not the shared ``ValidateEvents``: every failed record carries the reference's
+    ``metadata.src``, any exception odd input raises in the parser is a failure (never a crash),
+    and an event too deep to re-encode is kept as text (``raw``) so its record can be written.
+    """
+
+    def __init__(self, job_name: str = A.JOB_NAME, failed_metric: str = "failed-event-count"):
+        self.job_name = job_name
+        self.total = counter(job_name, "total-events-count")
+        self.failed = counter(job_name, failed_metric)
+
+    def process(self, event: dict):
+        self.total.inc()
+        try:
+            attempt = A.parse_attempt(event)
+        except Exception as e:  # noqa: BLE001 - InvalidAssessment, or anything odd input can raise: never crash
+            self.failed.inc()
+            reason = str(e) if isinstance(e, A.InvalidAssessment) else f"invalid event: {type(e).__name__}: {e}"
+            if isinstance(e, RecursionError):  # too deep for the JSON writer too: keep it as text
+                yield fail(self.job_name, reason, raw=_text(event), stage="validate", src=A.SRC)
+                return
+            yield fail(self.job_name, reason, event, stage="validate", src=A.SRC)
+            return
+        yield attempt
+
+
+class ValidateAttempts(beam.PTransform):
+    """``attempts, failed = events | ValidateAttempts(job_name, failed_metric)``."""
+
+    def __init__(self, job_name: str = A.JOB_NAME, failed_metric: str = "failed-event-count"):
+        super().__init__()
+        self.job_name, self.failed_metric = job_name, failed_metric
+
+    def expand(self, events):
+        out = events | "Validate" >> beam.ParDo(ValidateAttemptFn(self.job_name, self.failed_metric)).with_outputs(
+            FAILED_TAG, main="attempts")
+        return out.attempts, out[FAILED_TAG]
 
 
 # ------------------------------------------------------------------------------ content check
 
 
-class CheckContentFn(beam.DoFn):
+class _CheckContentFn(beam.DoFn):
     """§2.5 A: ``SMEMBERS <course>:<course>:leafnodes`` (relation cache), once per course per batch.
 
     A known course must list the content; an unknown course (empty or missing set) is accepted
@@ -203,7 +241,7 @@ class ContentQuestions:
         return total
 
 
-class QuestionCountFn(beam.DoFn):
+class _QuestionCountFn(beam.DoFn):
     """§2.5 E (only when ``assessment.skip.missingRecords``): content cache ``GET <contentId>``
     (db ``redis.database.contentCache.id``), else the content read API; then the count check."""
 
@@ -310,7 +348,7 @@ def insert_params(row: dict[str, Any]) -> tuple:
     return tuple([SimpleNamespace(**q) for q in row[c]] if c == "question" else row[c] for c in _INSERT_COLUMNS)
 
 
-class StoreAttemptsFn(beam.DoFn):
+class _StoreAttemptsFn(beam.DoFn):
     """§2.5 F then §2.6 for one batch: stale-guarded attempt upserts, then per (user, course,
     batch) key one read of all attempts, one ``user_activity_agg`` update and the certificate
     requests. The two steps run one after the other for every key, so a score never reads a
@@ -407,12 +445,11 @@ class StoreAttemptsFn(beam.DoFn):
                             "attempt-upsert")
             else:
                 readable.append(a)
-        existing = {a.pk for a in readable if stored.get(a.pk) is not None}
         accepted, skipped = A.decide_attempts(readable, stored, now_ms)
+        found = A.rows_found(accepted, stored)
         for a in skipped:
             self.c["skipped-event-count"].inc()
-            if a.pk in existing:
-                self.c["db-read-count"].inc()
+            self.c["db-read-count"].inc()  # skipped because its row (stored or written in this batch) is newer
             if self.s.refresh_on_skip:
                 refresh.append(a)
         # Only the last accepted version of each attempt is written: each accepted one is newer
@@ -430,13 +467,13 @@ class StoreAttemptsFn(beam.DoFn):
                 failed[a.pk] = e
         results = self._many(self.cql["insert"], params)
         failed.update({a.pk: res for a, res in zip(rows, results, strict=True) if isinstance(res, Exception)})
-        for a, _ in accepted:
+        for (a, _), row_found in zip(accepted, found, strict=True):
             if a.pk in failed:
                 self.c["failed-event-count"].inc()
                 yield _fail(self.s.job_name, f"assessment_aggregator write failed: {failed[a.pk]}", a,
                             "attempt-upsert")
                 continue
-            if a.pk in existing:
+            if row_found:
                 self.c["db-read-count"].inc()
             self.c["db-update-count"].inc()
             self.c["batch-success-event-count"].inc()
@@ -481,3 +518,42 @@ class StoreAttemptsFn(beam.DoFn):
             if a.key in errors:
                 log.warning("aggregate refresh for a skipped attempt failed: %s", errors[a.key])
 
+
+
+# ------------------------------------------------------------------------------- the composite
+
+
+def _user(a: A.Attempt) -> str:
+    return a.user_id
+
+
+class AggregateScores(beam.PTransform):
+    """``certs, failed = attempts | AggregateScores(settings, shards, batch_size, max_buffering_secs)``.
+
+    Attempts are batched per ``userId.hashCode % shards`` (at most ``batch_size`` per batch,
+    flushed after ``max_buffering_secs`` in streaming, ``None`` for bounded input), checked
+    against the relation cache (and, with ``settings.check_question_count``, the question
+    count), stored and scored; ``certs`` are the issue-certificate requests.
+    """
+
+    def __init__(self, settings: AssessmentSettings, shards: int, batch_size: int,
+                 max_buffering_secs: float | None):
+        super().__init__()
+        self.settings, self.shards = settings, shards
+        self.batch_size, self.max_buffering_secs = batch_size, max_buffering_secs
+
+    def expand(self, attempts):
+        s = self.settings
+        batches = attempts | "BatchByUser" >> ShardedBatches(_user, self.shards, self.batch_size,
+                                                             self.max_buffering_secs)
+        checked = batches | "CheckContent" >> beam.ParDo(_CheckContentFn(s)).with_outputs(FAILED_TAG, main="batches")
+        failures = [checked[FAILED_TAG]]
+        batches = checked.batches
+        if s.check_question_count:
+            counted = batches | "QuestionCount" >> beam.ParDo(_QuestionCountFn(s)).with_outputs(
+                FAILED_TAG, main="batches")
+            failures.append(counted[FAILED_TAG])
+            batches = counted.batches
+        stored = batches | "StoreAttempts" >> beam.ParDo(_StoreAttemptsFn(s)).with_outputs(CERT_TAG, FAILED_TAG)
+        failures.append(stored[FAILED_TAG])
+        return stored[CERT_TAG], tuple(failures) | "Failures" >> beam.Flatten()
