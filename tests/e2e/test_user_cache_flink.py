@@ -14,7 +14,7 @@ from tests.pipeline.test_user_cache_job import audit, seed
 
 
 @pytest.mark.flink
-def test_user_cache_on_flink_writes_the_hashes(stack, run_id):
+def test_user_cache_on_flink_writes_the_hashes(stack, run_id, tmp_path):
     seed(run_id)
     store = redis.Redis(port=stack["redis"], db=12, decode_responses=True)
     u1, u2 = f"{run_id}-u1", f"{run_id}-u2"
@@ -23,6 +23,11 @@ def test_user_cache_on_flink_writes_the_hashes(stack, run_id):
     events = [audit(u1, cdata=[{"id": "self", "type": "SignupType"}]), audit(u2, state="Create"),
               audit(f"{run_id}-ghost"), audit(u1, state="Logout")]
     produce(topics["in"], [json.dumps(e).encode() for e in events] + [b"[1"])
+    # A reference-style conf with list-valued keys: Beam puts options into the pipeline proto,
+    # where a tuple value failed every submission (issue 12).
+    conf = tmp_path / "user-cache-updater-v2.conf"
+    conf.write_text('user.self.signin.types = ["google","self"]\nuser.validated.types = ["sso"]\n'
+                    'user.read.api.error = ["CLIENT_ERROR"]\nredis-meta { database { userstore.id = 12 } }\n')
     try:
         totals = job.run(user_cache.build, [
             "--runner=FlinkRunner", "--flink_master=[local]", "--parallelism=1",
