@@ -7,6 +7,7 @@ touches, runs the job over JSONL, and asserts every row of both accounts and eve
 from __future__ import annotations
 
 import json
+import random
 from collections import namedtuple
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -478,3 +479,51 @@ def test_merge_courses_composite_merges_against_the_real_stores(cql, markers, ru
         assert_that(out[FAILED_TAG], equal_to([]), label="failed")
     assert [(e["userid"], e["courseid"], e["batchid"]) for e in rows(cql, "user_enrolments", T)] == [(T, C, B)]
     assert markers.exists(M.marker_keys(F, T)[1])
+
+
+def adversarial_requests(run_id: str, n: int = 220) -> list:
+    """``n`` generated inputs: wrong types, missing/empty/huge fields, unicode, injection strings."""
+    rnd = random.Random(12)
+    odd = [None, "", " ", 7, 1.5, True, [], {}, ["a"], {"a": 1}, "x" * 70_000, "é中😀", "a'b\"c",
+           "'; DROP TABLE user_enrolments; --", "\x00", 10**40, -1, "{}", "null", {"$ne": 1}]
+    lines: list = []
+    for i in range(n):
+        kind = i % 7
+        ids = {"fromAccountId": f"{run_id}-F{i}", "toAccountId": f"{run_id}-T{i}"}
+        if kind == 0:
+            lines.append({"mid": f"{run_id}-{i}", "edata": {**ids, "fromAccountId": rnd.choice(odd)}})
+        elif kind == 1:
+            lines.append({"mid": f"{run_id}-{i}", "edata": {**ids, "toAccountId": rnd.choice(odd)}})
+        elif kind == 2:
+            lines.append({"mid": f"{run_id}-{i}", "edata": rnd.choice(odd)})
+        elif kind == 3:
+            lines.append({"mid": rnd.choice(odd), "edata": {**ids, "action": rnd.choice(odd)}})
+        elif kind == 4:
+            lines.append(rnd.choice(["{bad", "[1]", "1", '"s"', "null", "", "{" * 100 + "}" * 100]))
+        elif kind == 5:
+            deep: dict = {"v": 1}
+            for _ in range(rnd.randrange(1, 80)):
+                deep = {"d": deep}
+            lines.append({"mid": f"{run_id}-{i}", "edata": {**ids, "extra": deep}})
+        else:
+            lines.append({"mid": f"{run_id}-{i}", "edata": ids})
+    return lines
+
+
+def test_an_adversarial_corpus_never_crashes_and_every_input_is_counted_once(tmp_path, run_id):
+    """Issue 12: processed + skipped + failed = input, exactly one failed record per failed event,
+    strict JSON out, whatever the input."""
+    lines = adversarial_requests(run_id)
+    totals, out = run(merge_courses, tmp_path, "adversarial", lines)
+    failed = read(out, OUT["failed"])
+    outcome = (totals.get("success-events-count", 0), totals.get("skipped-event-count", 0),
+               totals.get("failed-events-count", 0))
+    # A blank JSONL line is an input record too: it fails to parse, with a reason.
+    assert sum(outcome) == len(lines), outcome
+    assert len(failed) == totals["failed-events-count"], "one failed record per failed event"
+    assert all(f["failInfo"]["error"] and f["jobName"] == "MergeUserCourses" for f in failed)
+    for topic in OUT.values():
+        path = out / f"local.{topic}.jsonl"
+        if path.exists():
+            for text in path.read_text().splitlines():
+                json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
