@@ -20,7 +20,7 @@ import apache_beam as beam
 
 from pipelines import job
 from pipelines.domain.progress import update_work
-from pipelines.io.events import ReadEvents, WriteEvents
+from pipelines.io.events import ReadEvents, WriteEvents, WriteFailures
 from pipelines.options.progress import progress_settings
 from pipelines.transforms.compute_progress import AUDIT_TAG, CERT_TAG, PROCESSED_TAG, ComputeProgress
 from pipelines.transforms.dedup import DedupByMid, MarkSeen
@@ -70,7 +70,7 @@ def build(p: beam.Pipeline, opts) -> None:
     out[AUDIT_TAG] | "WriteAudit" >> WriteEvents(io, o["kafka_output_audit_topic"])
     out[CERT_TAG] | "WriteCertIssue" >> WriteEvents(io, o["kafka_output_certissue_topic"])
     failures.append(out[FAILED_TAG])
-    tuple(failures) | "Failures" >> beam.Flatten() | "WriteFailed" >> WriteEvents(io, o["kafka_output_failed_topic"])
+    tuple(failures) | "WriteFailures" >> WriteFailures(io, o["kafka_output_failed_topic"])
 
 
 main = job.entrypoint(build, defaults)

@@ -4,7 +4,10 @@ The reference has two: jobs-core's ``FailedEventHelper`` adds ``jobName`` and
 ``failInfo.error``; the assessment job adds ``flags: {}`` and ``metadata.validation_error`` /
 ``metadata.src`` (and loses them at HEAD to a nested-write bug). Consumers of either shape must
 keep working, so a failed event carries both, always with a reason, and the original event is
-kept whole. A record that never parsed is kept as ``raw`` text, so nothing is lost.
+kept whole: null-valued keys stay (failed topics are written with ``keep_nulls``), and a record
+that was already decorated (a failed event fed back in) keeps its own ``jobName``, ``failInfo``
+and ``metadata.validation_error``/``src`` under ``failInfo.previous``. A record that never
+parsed is kept as ``raw`` text, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ def failed_event(
     info: dict[str, Any] = {"error": reason}
     if stage:
         info["stage"] = stage
+    previous = _decoration(out)
+    if previous:
+        info["previous"] = previous
     out["jobName"] = job_name
     out["failInfo"] = info
     if not isinstance(out.get("flags"), dict):
@@ -38,6 +44,15 @@ def failed_event(
     if isinstance(metadata, dict):
         out["metadata"] = {**metadata, "validation_error": reason, "src": src or job_name}
     return out
+
+
+def _decoration(event: dict[str, Any]) -> dict[str, Any]:
+    """What an earlier failure wrote into ``event`` (kept, never overwritten)."""
+    previous = {k: event[k] for k in ("jobName", "failInfo") if k in event}
+    metadata = event.get("metadata")
+    if isinstance(metadata, dict) and "validation_error" in metadata:
+        previous["metadata"] = {k: metadata[k] for k in ("validation_error", "src") if k in metadata}
+    return previous
 
 
 def failure_reason(failed: dict) -> str:

@@ -2,11 +2,17 @@
 
 The reference serialises events dropping null-valued map entries; consumers of our topics see
 the same JSON. Parsing keeps integers as ``int`` and decimals as ``float``.
+
+Parsing is strict about what could not be written out again: invalid UTF-8, lone surrogates
+(``"\ud800"`` escapes), integers longer than Python's 4,300-digit conversion limit, and
+``NaN``/``Infinity`` are refused here with a reason, so no such record reaches a later step and
+fails there (which, in streaming, used to fail the whole job).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pipelines.domain.javafmt import drop_nulls
@@ -16,18 +22,26 @@ class InvalidEvent(ValueError):
     """An input record that cannot become an event dict; the message is the failure reason."""
 
 
-def dumps(event: dict) -> str:
-    return json.dumps(drop_nulls(event), separators=(",", ":"), ensure_ascii=False, default=str)
+def dumps(event: dict, keep_nulls: bool = False) -> str:
+    """Compact JSON; null-valued entries dropped like the reference, unless ``keep_nulls``
+    (failed records keep the original event exactly)."""
+    return json.dumps(event if keep_nulls else drop_nulls(event), separators=(",", ":"), ensure_ascii=False,
+                      default=str)
 
 
 def payload_text(raw: bytes | str) -> str:
     """The record as text, lossless for UTF-8 and escaped (not dropped) for anything else."""
     if isinstance(raw, bytes):
         return raw.decode("utf-8", errors="backslashreplace")
-    return raw
+    return raw.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
 MAX_DEPTH = 64
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
 
 
 def nesting_depth(value: Any) -> int:
@@ -57,12 +71,20 @@ def parse_event(raw: bytes | str, max_bytes: int) -> dict:
     if not raw.strip():
         raise InvalidEvent("empty record")
     try:
-        event = json.loads(raw)
+        event = json.loads(raw, parse_constant=_reject_constant)
     except (json.JSONDecodeError, RecursionError) as e:
+        raise InvalidEvent(f"malformed JSON: {e}") from None
+    except ValueError as e:  # an integer over the digit limit, NaN/Infinity
         raise InvalidEvent(f"malformed JSON: {e}") from None
     if not isinstance(event, dict):
         raise InvalidEvent(f"event must be a JSON object, got {type(event).__name__}")
     if nesting_depth(event) > MAX_DEPTH:
         # Every later step (serialising, decorating) walks the event; no real event nests this deep.
         raise InvalidEvent(f"event nests deeper than {MAX_DEPTH} levels")
+    if _SURROGATE_ESCAPE.search(raw):
+        # Escaped surrogates are fine in pairs; a lone one decodes to a string no encoder accepts.
+        try:
+            json.dumps(event, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidEvent("malformed JSON: a \\u escape encodes a lone UTF-16 surrogate") from None
     return event

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
+from apache_beam import coders
 from apache_beam.io import ReadFromText, WriteToText
 from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
 
@@ -77,7 +78,9 @@ class ReadEvents(beam.PTransform):
 
     def expand(self, pbegin):
         if self.io.batch:
-            raw = pbegin | "ReadJsonl" >> ReadFromText(self.io.input)
+            # Bytes, not text: a line that is not UTF-8 must reach ParseEvents (and the failed
+            # output), not fail the read.
+            raw = pbegin | "ReadJsonl" >> ReadFromText(self.io.input, coder=coders.BytesCoder())
         else:
             k = self.io.kafka
             raw = (
@@ -111,31 +114,57 @@ def kafka_key(event: dict[str, Any], value: bytes) -> bytes:
     return hashlib.md5(value).hexdigest().encode()
 
 
-def to_kafka_record(event: dict[str, Any]) -> tuple[bytes, bytes]:
-    value = dumps(event).encode()
+def to_kafka_record(event: dict[str, Any], keep_nulls: bool = False) -> tuple[bytes, bytes]:
+    value = dumps(event, keep_nulls).encode()
     return kafka_key(event, value), value
 
 
 class WriteEvents(beam.PTransform):
-    """Writes event dicts to ``topic`` (Kafka) or ``<output_dir>/<topic>.jsonl`` (batch)."""
+    """Writes event dicts to ``topic`` (Kafka) or ``<output_dir>/<topic>.jsonl`` (batch).
 
-    def __init__(self, io: EventIO, topic: str):
+    Null-valued entries are dropped as the reference does, except with ``keep_nulls`` (failed
+    records, which keep the original event exactly)."""
+
+    def __init__(self, io: EventIO, topic: str, keep_nulls: bool = False):
         super().__init__()
-        self.io, self.topic = io, topic
+        self.io, self.topic, self.keep_nulls = io, topic, keep_nulls
 
     def expand(self, events):
+        keep_nulls = self.keep_nulls
         if self.io.output_dir is not None:
             return (
                 events
-                | "ToJson" >> beam.Map(dumps)
+                | "ToJson" >> beam.Map(lambda e: dumps(e, keep_nulls))
                 | "WriteJsonl" >> WriteToText(
                     os.path.join(self.io.output_dir, self.topic), file_name_suffix=".jsonl",
                     shard_name_template="", num_shards=1)
             )
         return (
             events
-            | "ToRecord" >> beam.Map(to_kafka_record).with_output_types(tuple[bytes, bytes])
+            | "ToRecord" >> beam.Map(to_kafka_record, keep_nulls).with_output_types(tuple[bytes, bytes])
             | "WriteKafka" >> WriteToKafka(
                 producer_config=self.io.kafka.producer_config(), topic=self.topic,
                 expansion_service=self.io.kafka.expansion_service)
+        )
+
+
+class WriteFailures(beam.PTransform):
+    """Every failed output of a job to its failed topic (or file), original events kept exactly.
+
+    ``tuple(failures) | WriteFailures(io, topic)`` with the job's failed PCollections (parse,
+    validation, each store step): one tail for every job. A tuple, not a list: Beam reads a
+    list on the left of ``|`` as elements to create.
+    """
+
+    def __init__(self, io: EventIO, topic: str):
+        super().__init__()
+        self.io, self.topic = io, topic
+
+    def expand(self, failures):
+        if isinstance(failures, beam.PCollection):  # Beam hands over a one-element list unwrapped
+            failures = (failures,)
+        return (
+            tuple(failures)
+            | "Failures" >> beam.Flatten()
+            | "WriteFailed" >> WriteEvents(self.io, self.topic, keep_nulls=True)
         )

@@ -90,8 +90,39 @@ def test_kafka_key_is_mid_or_stable_digest():
 
 def test_kafka_consumer_config_matches_reference_semantics():
     assert KafkaConfig(group_id="g").consumer_config() == {
-        "bootstrap.servers": "localhost:9092", "isolation.level": "read_committed", "group.id": "g"}
+        "bootstrap.servers": "localhost:9092", "isolation.level": "read_committed", "group.id": "g",
+        "enable.auto.commit": "false"}, "offsets move only through Flink checkpoints"
     cfg = KafkaConfig(auto_offset_reset="earliest").consumer_config()
     assert cfg["auto.offset.reset"] == "earliest" and "group.id" not in cfg
     prod = KafkaConfig().producer_config()
     assert prod["linger.ms"] == "10" and prod["batch.size"] == "65536" and prod["compression.type"] == "snappy"
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b'{"mid":"x\\ud800"}', "lone UTF-16 surrogate"),
+    (b'{"mid":"x\\uDFFF tail"}', "lone UTF-16 surrogate"),
+    (b'{"n":' + b"7" * 5000 + b"}", "4300 digits"),
+    (b'{"score":NaN}', "non-standard JSON constant NaN"),
+    (b'{"score":[Infinity]}', "non-standard JSON constant Infinity"),
+    (b'{"score":-Infinity}', "non-standard JSON constant -Infinity"),
+])
+def test_parse_event_refuses_what_could_not_be_written_out_again(raw, reason):
+    with pytest.raises(InvalidEvent, match=reason):
+        parse_event(raw, 1 << 20)
+
+
+def test_a_surrogate_pair_is_a_character_not_poison():
+    ev = parse_event(b'{"mid":"smile \\ud83d\\ude00"}', 1024)
+    assert ev["mid"] == "smile \U0001F600" and json.loads(dumps(ev)) == ev
+
+
+def test_failed_event_keeps_an_earlier_decoration_under_previous():
+    first = failed_event("job-a", "first reason", {"mid": "m", "gone": None}, stage="parse")
+    again = failed_event("job-b", "second reason", first, stage="validate")
+    assert again["jobName"] == "job-b" and failure_reason(again) == "second reason"
+    assert again["failInfo"]["previous"] == {
+        "jobName": "job-a", "failInfo": {"error": "first reason", "stage": "parse"},
+        "metadata": {"validation_error": "first reason", "src": "job-a"}}
+    assert "gone" in again and again["gone"] is None
+    assert json.loads(dumps(again, keep_nulls=True))["gone"] is None, "failed topics keep null-valued keys"
+    assert "gone" not in json.loads(dumps(again)), "other topics drop them like the reference"

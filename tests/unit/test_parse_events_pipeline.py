@@ -21,3 +21,18 @@ def test_parse_events_splits_good_and_failed_records_and_loses_nothing():
                 ("test-job", "parse", '{"big":"', "event"),
             ]),
             label="failed")
+
+
+def test_a_jsonl_backfill_routes_poison_lines_to_failed_and_keeps_going(tmp_path):
+    """Invalid UTF-8, a lone surrogate, a 5,000-digit integer and NaN in a file: the read does not
+    fail, each poison line is a failed record with its raw text, the good lines are events."""
+    from pipelines.io.events import EventIO, ReadEvents
+
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"mid":"ok1"}\n\xff\xfe{"mid":"bad"}\n{"mid":"x\\ud800"}\n'
+                     b'{"n":' + b"9" * 5000 + b'}\n{"s":NaN}\n{"mid":"ok2"}\n')
+    with TestPipeline() as p:
+        events, failed = p | ReadEvents(EventIO(input=str(path)), "unused", "test-job")
+        assert_that(events, equal_to([{"mid": "ok1"}, {"mid": "ok2"}]), label="events")
+        assert_that(failed | beam.Map(lambda f: f["failInfo"]["error"].split(":")[0]),
+                    equal_to(["not UTF-8", "malformed JSON", "malformed JSON", "malformed JSON"]), label="failed")
