@@ -4,6 +4,7 @@ the dedup store in real Redis; replay, bad input and SMTP refusal."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import sys
@@ -17,6 +18,7 @@ import redis
 import requests
 
 from pipelines import notification
+from pipelines.domain.javafmt import drop_nulls
 from pipelines.domain.notification import ACTION
 from tests.batch_runs import read_topic, run_job
 
@@ -297,3 +299,77 @@ def test_send_notifications_composite_against_smtp_and_redis(stack, tmp_path, ru
                                                           f["jobName"])),
                     equal_to([(last["mid"], True, "notification-trigger")]), label="dead")
 
+
+
+# ---------------------------------------------------------------- issue 12: a hostile corpus
+
+_DEEP: dict = {}
+_node = _DEEP
+for _ in range(80):
+    _node["x"] = {}
+    _node = _node["x"]
+HOSTILE = [None, "", " ", 0, -1, 3_000_000, 1.5e308, 2.5, True, [], {}, ["a", 1, None], {"k": "v"}, "x" * 100_000,
+           "Zoë 🎓 \u202eevil\u202c ☃", "\x00\x01\x7f", "'; DROP TABLE x; --", "<script>alert(1)</script>",
+           "${jndi:ldap://x/a}", "$b {0} %s", "a@b.org\r\nBcc: eve@example.org", "a/b?fields=x#frag", _DEEP]
+MISSING = object()
+RAW = ["{broken", "[]", "42", "null", '"text"', '{"a": NaN}', '{"a": 1e999999}', '"\\ud800"', "{" * 10_000]
+
+
+def hostile_corpus(base: dict, paths: list[tuple], run_id: str) -> list:
+    """One event per (field, hostile value) with its own mid, plus raw lines that are not events."""
+    events = []
+    for path in paths:
+        for value in [*HOSTILE, MISSING]:
+            ev = copy.deepcopy(base)
+            node = ev
+            for key in path[:-1]:
+                node = node[key]
+            if value is MISSING:
+                node.pop(path[-1], None)
+            else:
+                node[path[-1]] = copy.deepcopy(value)
+            events.append(ev)
+    for i, ev in enumerate(events):
+        ev["mid"] = f"NS.{run_id}.h{i}"
+    return [*events, *RAW]
+
+
+def strict_topics(out: Path) -> dict[str, list[dict]]:
+    def reject(name):
+        raise ValueError(f"non-strict JSON constant {name}")
+
+    return {p.name: [json.loads(line, parse_constant=reject) for line in p.read_bytes().decode().splitlines() if line]
+            for p in out.glob("*.jsonl")}
+
+
+def test_hostile_corpus_is_contained_and_accounted(stack, tmp_path, run_id):
+    base = req("placeholder", "email", [f"{run_id}-h@example.org"], data="<p>$n</p>", params={"n": "x"}, subject="S")
+    paths = [("edata",), ("edata", "action"), ("edata", "iteration"), ("edata", "request"),
+             ("edata", "request", "notification"), ("edata", "request", "notification", "mode"),
+             ("edata", "request", "notification", "ids"), ("edata", "request", "notification", "config"),
+             ("edata", "request", "notification", "config", "subject"),
+             ("edata", "request", "notification", "template"),
+             ("edata", "request", "notification", "template", "data"),
+             ("edata", "request", "notification", "template", "params"), ("eid",)]
+    inputs = hostile_corpus(base, paths, run_id)
+    assert len(inputs) >= 200
+    totals, out = run(tmp_path, "corpus", inputs)  # no SMS/FCM keys: those sends fail without a network call
+
+    topics = strict_topics(out)
+    failed = topics.get("local.lms.notification.failed.jsonl", [])
+    requeued = topics.get("local.lms.notification.jsonl", [])
+    processed, skipped, failed_n = outcome(totals)
+    assert processed + skipped + failed_n == len(inputs)
+    assert len(failed) == failed_n and len(requeued) == totals.get("failed-events-count", 0)
+    assert all(str(f["failInfo"]["error"]).strip() for f in failed)
+    by_mid = {e["mid"]: e for e in inputs if isinstance(e, dict)}
+    for f in failed:
+        if f.get("mid") in by_mid:  # the original event kept whole (null-valued keys: issue 12, the writer's)
+            original = {k: v for k, v in by_mid[f["mid"]].items() if k not in ("metadata", "flags")}
+            assert drop_nulls({k: f.get(k) for k in original}) == drop_nulls(original)
+    sent = mails(run_id)
+    assert len(sent) == totals.get("email-sent-count", 0) >= 1
+    assert all(m["rcpt_tos"] == [f"{run_id}-h@example.org"] for m in sent)  # never another recipient
+    assert all("\n" not in m["subject"] for m in sent)
+    keys = list(redis.Redis(port=stack["redis"], db=3).scan_iter(f"notification:NS.{run_id}.*", count=1000))
+    assert len(keys) <= 3 * totals.get("success-events-count", 0)  # iterations 0..2 per sent request, never more

@@ -270,3 +270,36 @@ def test_update_user_cache_composite_against_redis_and_the_emulator(stack, store
         assert_that(updated, equal_to([f"{run_id}-gone"]), label="deleted")
         assert_that(fails, equal_to([]), label="nofail")
     assert not store.exists(f"user:{run_id}-gone")
+
+
+def test_hostile_corpus_is_contained_and_accounted(store, tmp_path, run_id):
+    """Issue 12: 200+ generated events (one field at a time replaced by a wrong type, a missing,
+    empty or huge value, unicode, deep nesting, injection strings) and raw lines that are not
+    events: the run finishes, every input is accounted once, failed records keep the event and
+    say why, output is strict JSON, and only the one real user's hash is written."""
+    from pipelines.domain.javafmt import drop_nulls
+    from tests.pipeline.test_notification_job import hostile_corpus, strict_topics
+
+    seed(run_id)
+    u1 = f"{run_id}-u1"
+    base = audit(u1, cdata=[{"id": "google", "type": "SignupType"}, {"id": "teacher", "type": "UserRole"}])
+    paths = [("object",), ("object", "id"), ("object", "type"), ("edata",), ("edata", "state"), ("context",),
+             ("context", "pdata"), ("context", "pdata", "pid"), ("context", "cdata"), ("eid",)]
+    inputs = hostile_corpus(base, paths, run_id)
+    assert len(inputs) >= 200
+    totals, out = run(tmp_path, "corpus", inputs, "--http_retries=0")
+
+    failed = strict_topics(out).get("local.user.cache.updater.failed.jsonl", [])
+    t = {k: totals.get(k, 0) for k in ("success-message-count", "user-cache-deleted-count", "skipped-message-count",
+                                       "failed-message-count")}
+    assert sum(t.values()) == len(inputs) and len(failed) == t["failed-message-count"]
+    assert t["success-message-count"] >= 1
+    by_mid = {e["mid"]: e for e in inputs if isinstance(e, dict)}
+    for f in failed:
+        assert str(f["failInfo"]["error"]).strip()
+        if f.get("mid") in by_mid:
+            original = {k: v for k, v in by_mid[f["mid"]].items() if k not in ("metadata", "flags")}
+            assert drop_nulls({k: f.get(k) for k in original}) == drop_nulls(original)
+    written = sorted(store.scan_iter(f"user:{run_id}*", count=1000))
+    assert written == [f"user:{u1}"]  # a hostile id never writes another user's (or a truncated) key
+    assert store.hget(f"user:{u1}", "firstname") == "Asha"
