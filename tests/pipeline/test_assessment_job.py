@@ -9,6 +9,7 @@ output event.
 from __future__ import annotations
 
 import json
+import random
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -374,3 +375,55 @@ def test_the_composites_validate_store_and_score_against_the_real_stores(cql, co
     assert (row.grand_total, ms(row.last_attempted_on)) == ("1.0/2.0", T0 + 1_000)
     assert dict(agg_row(cql, c, "U1").aggregates)[f"score:{c['Q1']}"] == 1.0
     assert attempt_rows(cql, c, "U2") == {}
+
+
+def adversarial_events(run_id: str, n: int = 230) -> list:
+    """``n`` generated inputs: wrong types, missing/empty/huge fields, unicode, injection strings,
+    out-of-range numbers, broken ASSESS events, unparsable records."""
+    rnd = random.Random(3)
+    odd = [None, "", " ", 7, 1.5, True, [], {}, ["a"], {"a": 1}, "x" * 70_000, "é中😀", "a'b\"c",
+           "'; DROP TABLE assessment_aggregator; --", "\x00", 10**40, -1, "{}", "null", 2**63, 1e308,
+           "1700000000000"]
+
+    def pick(good):
+        return good if rnd.random() < 0.7 else rnd.choice(odd)
+
+    def assess(i):
+        item = {"id": pick(f"q{i}"), "maxscore": pick(1), "type": "mcq", "title": "t", "desc": "",
+                "params": pick([])}
+        edata = {"item": pick(item), "score": pick(1), "resvalues": pick([{"1": "a"}]), "duration": pick(1)}
+        return {"eid": "ASSESS", "ets": pick(T0), "edata": pick(edata)}
+
+    lines: list = []
+    for i in range(n):
+        ev = {"assessmentTs": T0 + i, "batchId": f"{run_id}-B", "courseId": f"{run_id}-C",
+              "userId": f"{run_id}-U{i % 7}", "attemptId": f"{run_id}-A{i % 11}", "contentId": f"{run_id}-Q",
+              "events": [assess(j) for j in range(rnd.randrange(0, 4))]}
+        kind = rnd.randrange(4)
+        if kind == 0:
+            ev[rnd.choice(list(ev))] = rnd.choice(odd)
+        elif kind == 1:
+            ev.pop(rnd.choice(list(ev)))
+        elif kind == 2:
+            ev = rnd.choice(["{bad", "[1]", "1", "null", "", "{" * 100 + "}" * 100])
+        lines.append(ev)
+    return lines
+
+
+def test_an_adversarial_corpus_never_crashes_and_every_input_ends_once(tmp_path, run_id):
+    """Issue 12: whatever the input, no crash, strict JSON out, and every input ends in exactly
+    one of: certificate requested (processed), skipped (stale), or one failed record."""
+    lines = adversarial_events(run_id)
+    totals, out = run(tmp_path, "adversarial", lines)
+    failed = read(out, "telemetry.assess.failed")
+    certs = read(out, "issue.certificate.request")
+    processed = metric(totals, "cert-issue-events-count", score=True)
+    assert processed == len(certs)
+    assert processed + metric(totals, "skipped-event-count") + len(failed) == len(lines)
+    assert len(failed) == (metric(totals, "failed-event-count") + metric(totals, "ignored-event-count")
+                           + metric(totals, "failed-event-count", score=True))
+    assert all(f["failInfo"]["error"] and f["metadata"]["src"] == "AssessmentAggregator" for f in failed)
+    for topic in ("telemetry.assess.failed", "issue.certificate.request"):
+        path = out / f"local.{topic}.jsonl"
+        for text in path.read_text().splitlines() if path.exists() else []:
+            json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))

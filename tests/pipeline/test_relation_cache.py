@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import random
 from pathlib import Path
 
 import apache_beam as beam
@@ -297,3 +298,32 @@ def test_the_composites_select_requests_and_rewrite_the_caches_against_the_real_
     snap = redis_snapshot(stores.relation, run_id)
     assert {k: v for k, v in snap.items() if k.startswith(f"{course}:")} == \
         {k: ("set", members, -1) for k, members in expected.items()}
+
+
+def test_an_adversarial_corpus_never_crashes_and_every_input_is_counted_once(stores, tmp_path, run_id):
+    """Issue 12: 220 generated inputs (wrong types, huge, unicode, injection strings, unparsable;
+    a few real collections among them): no crash, success + skipped + failed = input, one failed
+    record per failed event, strict JSON out."""
+    rnd = random.Random(5)
+    odd = [None, "", " ", 7, 1.5, True, [], {}, ["a"], {"a": 1}, "x" * 70_000, "é中😀", "a'b\"c",
+           "'; DROP TABLE content_hierarchy; --", "\x00", 10**40, "{}", "null"]
+    small = f"{run_id}_do_small"
+    stores.put(small, {"identifier": small, "mimeType": COLLECTION_MIME,
+                       "children": [{"identifier": f"{run_id}_do_leaf", "mimeType": "video/mp4"}]})
+    lines: list = []
+    for i in range(220):
+        edata = {"action": rnd.choice(["post-publish-process", "relation-cache-update", rnd.choice(odd)]),
+                 "mimeType": rnd.choice([COLLECTION_MIME, COLLECTION_MIME.upper(), rnd.choice(odd)]),
+                 "identifier": rnd.choice([small, f"{run_id}_do_{i}", rnd.choice(odd)])}
+        ev = {"eid": "BE_JOB_REQUEST", "mid": f"m{i}", "edata": rnd.choice([edata, edata, rnd.choice(odd)])}
+        lines.append(rnd.choice(["{bad", "[1]", "", "null"]) if i % 9 == 0 else ev)
+    totals, failed = run_batch(tmp_path, "adversarial", lines)
+    counts = [totals.get(f"{JOB}:{k}", 0) for k in ("success-events-count", "skipped-event-count",
+                                                     "failed-events-count")]
+    assert sum(counts) == len(lines) == totals[f"{JOB}:total-events-count"], counts
+    assert counts[0] > 0 and counts[1] > 0, "the corpus reaches every outcome"
+    assert len(failed) == counts[2], "one failed record per failed event"
+    assert all(f["failInfo"]["error"] for f in failed)
+    text = (tmp_path / "out-adversarial" / "local.relation.cache.failed.jsonl").read_text()
+    for line in text.splitlines():
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
