@@ -14,8 +14,11 @@ copied attempts, an assessment recompute request (``<env>.telemetry.assess``).
 
 A merge is idempotent: a Redis journal of the target's pre-merge rows makes a re-run after a
 crash write the same values, and a done-marker written last turns a repeated request into a
-no-op that only re-emits the requests. docs/merge.md has the rules, the fixed reference
-weaknesses and the metrics.
+no-op that only re-emits the requests. Any request with both account ids is merged, whatever its
+``edata.action`` (the reference reads none); ``--merge_action_strict=true`` opts in to checking it.
+The steps are ``pipelines/transforms/merge.py``, the rules ``pipelines/domain/merge.py``, the
+options and settings ``pipelines/options/merge.py``; docs/merge.md has the rules, the fixed
+reference weaknesses and the metrics.
 """
 
 from __future__ import annotations
