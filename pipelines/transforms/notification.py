@@ -19,6 +19,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from pipelines.domain import notification as N
+from pipelines.domain.errors import InvalidRequest, Skip
 from pipelines.io.redis_store import RedisConfig
 from pipelines.io.senders import Senders, SendFailed
 from pipelines.metrics import counter
@@ -55,7 +56,7 @@ class _SendFn(beam.DoFn):
     def process(self, event: dict):
         try:
             n = N.parse_notification(event, self.s.max_iterations)
-        except (N.Skip, N.InvalidRequest) as e:  # validated upstream; a bare use of this step still routes it
+        except (Skip, InvalidRequest) as e:  # validated upstream; a bare use of this step still routes it
             self.exhausted.inc()
             yield fail(self.job_name, str(e), event, stage="validate")
             return
