@@ -19,7 +19,7 @@ from typing import Any
 import apache_beam as beam
 
 from pipelines import job
-from pipelines.io.events import ReadEvents, WriteEvents
+from pipelines.io.events import ReadEvents, WriteEvents, WriteFailures
 from pipelines.options.certificates import CertOptions, cert_settings
 from pipelines.transforms.cert_notify import NotifyLearner
 from pipelines.transforms.issue_rc import IssueRC
@@ -45,8 +45,7 @@ def build(p: beam.Pipeline, opts) -> None:
     audit, issued, failed = events | "IssueRC" >> IssueRC(settings)
     notify_failed = issued | "Notify" >> NotifyLearner(settings)
     audit | "WriteAudit" >> WriteEvents(io, o["kafka_output_audit_topic"])
-    ((parse_failed, failed, notify_failed) | "Failures" >> beam.Flatten()
-     | "WriteFailed" >> WriteEvents(io, o["kafka_output_failed_topic"]))
+    (parse_failed, failed, notify_failed) | "WriteFailures" >> WriteFailures(io, o["kafka_output_failed_topic"])
 
 
 main = job.entrypoint(build, defaults, extra_groups=(CertOptions,))

@@ -24,7 +24,7 @@ import apache_beam as beam
 from pipelines import job
 from pipelines.domain.certificates import issue_request_for
 from pipelines.io.enrolment_scan import ScanEnrolments, selection
-from pipelines.io.events import ReadEvents, WriteEvents
+from pipelines.io.events import ReadEvents, WriteEvents, WriteFailures
 from pipelines.options.certificates import CertOptions, cert_settings
 from pipelines.transforms.cert_criteria import ValidateCertCriteria
 
@@ -64,7 +64,7 @@ def build(p: beam.Pipeline, opts) -> None:
     generate, failed = requests | "ValidateCertCriteria" >> ValidateCertCriteria(cert_settings(opts, JOB_NAME))
     generate | "WriteGenerate" >> WriteEvents(io, o["kafka_output_topic"])
     failures.append(failed)
-    tuple(failures) | "Failures" >> beam.Flatten() | "WriteFailed" >> WriteEvents(io, o["kafka_output_failed_topic"])
+    tuple(failures) | "WriteFailures" >> WriteFailures(io, o["kafka_output_failed_topic"])
 
 
 main = job.entrypoint(build, defaults, extra_groups=(CertOptions,))
