@@ -4,14 +4,15 @@ The reference serialises events dropping null-valued map entries; consumers of o
 the same JSON. Parsing keeps integers as ``int`` and decimals as ``float``.
 
 Parsing is strict about what could not be written out again: invalid UTF-8, lone surrogates
-(``"\ud800"`` escapes), integers longer than Python's 4,300-digit conversion limit, and
-``NaN``/``Infinity`` are refused here with a reason, so no such record reaches a later step and
-fails there (which, in streaming, used to fail the whole job).
+(``"\\ud800"`` escapes), integers longer than Python's 4,300-digit conversion limit, numbers
+that overflow a double (``1e999999``) and ``NaN``/``Infinity`` are refused here with a reason, so
+no such record reaches a later step and fails there (which, in streaming, failed the whole job).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -44,6 +45,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999999 overflows to inf, which would be written out as Infinity
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
 def nesting_depth(value: Any) -> int:
     """Depth of nested objects/arrays, computed without recursion (a hostile event cannot blow the stack)."""
     depth, stack = 0, [(value, 1)]
@@ -71,7 +79,7 @@ def parse_event(raw: bytes | str, max_bytes: int) -> dict:
     if not raw.strip():
         raise InvalidEvent("empty record")
     try:
-        event = json.loads(raw, parse_constant=_reject_constant)
+        event = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except (json.JSONDecodeError, RecursionError) as e:
         raise InvalidEvent(f"malformed JSON: {e}") from None
     except ValueError as e:  # an integer over the digit limit, NaN/Infinity

@@ -105,6 +105,8 @@ def test_kafka_consumer_config_matches_reference_semantics():
     (b'{"score":NaN}', "non-standard JSON constant NaN"),
     (b'{"score":[Infinity]}', "non-standard JSON constant Infinity"),
     (b'{"score":-Infinity}', "non-standard JSON constant -Infinity"),
+    (b'{"score":1e999999}', "number out of range: 1e999999"),
+    (b'{"score":-2.5E+400}', "number out of range"),
 ])
 def test_parse_event_refuses_what_could_not_be_written_out_again(raw, reason):
     with pytest.raises(InvalidEvent, match=reason):
