@@ -22,7 +22,7 @@ import apache_beam as beam
 
 from pipelines import job
 from pipelines.domain import assessment as A
-from pipelines.io.events import ReadEvents, WriteEvents
+from pipelines.io.events import ReadEvents, WriteEvents, WriteFailures
 from pipelines.options.assessment import AssessmentOptions, assessment_settings
 from pipelines.options.groups import EMULATOR_URL
 from pipelines.transforms.scores import AggregateScores, ValidateAttempts
@@ -63,8 +63,7 @@ def build(p: beam.Pipeline, opts) -> None:
         assessment_settings(opts), o["task_window_shards"], o["threshold_batch_read_size"],
         None if job.bounded(opts) else 1.0)
     certs | "WriteCertIssue" >> WriteEvents(io, o["kafka_output_certissue_topic"])
-    (parse_failed, invalid, failed) | "Failures" >> beam.Flatten() | "WriteFailed" >> WriteEvents(
-        io, o["kafka_failed_topic"])
+    (parse_failed, invalid, failed) | "WriteFailures" >> WriteFailures(io, o["kafka_failed_topic"])
 
 
 main = job.entrypoint(build, defaults, EXTRA_GROUPS)

@@ -30,7 +30,7 @@ import apache_beam as beam
 
 from pipelines import job
 from pipelines.domain import merge as M
-from pipelines.io.events import ReadEvents, WriteEvents
+from pipelines.io.events import ReadEvents, WriteEvents, WriteFailures
 from pipelines.options.merge import MergeCoursesOptions, merge_settings
 from pipelines.transforms.failures import FAILED_TAG
 from pipelines.transforms.merge import (
@@ -75,7 +75,7 @@ def build(p: beam.Pipeline, opts) -> None:
         (parse_failed, invalid, out[FAILED_TAG])
         | "Failures" >> beam.Flatten()
         | "AsReferenceFailure" >> beam.Map(M.as_reference_failure)
-        | "WriteFailed" >> WriteEvents(io, o["kafka_output_failed_topic"])
+        | "WriteFailures" >> WriteFailures(io, o["kafka_output_failed_topic"])
     )
 
 

@@ -47,7 +47,7 @@ from typing import Any
 import apache_beam as beam
 
 from pipelines import job
-from pipelines.io.events import ReadEvents, WriteEvents
+from pipelines.io.events import ReadEvents, WriteFailures
 from pipelines.options.relation_cache import relation_cache_settings
 from pipelines.transforms.relation_cache import (
     KEY_INDEX_PREFIX,
@@ -88,8 +88,7 @@ def build(p: beam.Pipeline, opts) -> None:
     requests, invalid = events | "SelectRequests" >> SelectCollectionRequests(JOB_NAME)
     _cached, update_failed = requests | "UpdateRelationCache" >> UpdateRelationCache(settings)
     parse_failed = unparsable | "CountUnparsable" >> CountUnparsable(JOB_NAME)
-    failed = (parse_failed, invalid, update_failed) | "Failed" >> beam.Flatten()
-    failed | "WriteFailed" >> WriteEvents(io, o["kafka_output_failed_topic"])
+    (parse_failed, invalid, update_failed) | "WriteFailures" >> WriteFailures(io, o["kafka_output_failed_topic"])
 
 
 main = job.entrypoint(build, defaults)  # defaults follow --job_env / job.env
