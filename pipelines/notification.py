@@ -20,7 +20,7 @@ import apache_beam as beam
 
 from pipelines import job
 from pipelines.domain.notification import RequestParser
-from pipelines.io.events import ReadEvents, WriteEvents
+from pipelines.io.events import ReadEvents, WriteEvents, WriteFailures
 from pipelines.options.notification import NotificationOptions, notification_settings
 from pipelines.transforms.notification import SendNotifications
 from pipelines.transforms.validate import ValidateEvents, ValidationMetrics
@@ -50,8 +50,7 @@ def build(p: beam.Pipeline, opts) -> None:
         max_buffering_secs=None if job.bounded(opts) else 1.0)
     # The reference re-publishes failed notifications to its own input topic.
     retry | "Requeue" >> WriteEvents(io, o["kafka_input_topic"])
-    ((parse_failed, invalid, send_failed) | "Failures" >> beam.Flatten()
-     | "WriteFailed" >> WriteEvents(io, o["kafka_output_failed_topic"]))
+    (parse_failed, invalid, send_failed) | "Failures" >> WriteFailures(io, o["kafka_output_failed_topic"])
 
 
 main = job.entrypoint(build, defaults, extra_groups=(NotificationOptions,))

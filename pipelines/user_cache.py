@@ -21,7 +21,7 @@ import apache_beam as beam
 
 from pipelines import job
 from pipelines.domain.user_cache import user_events
-from pipelines.io.events import ReadEvents, WriteEvents
+from pipelines.io.events import ReadEvents, WriteFailures
 from pipelines.options.user_cache import (
     DEFAULT_USER_READ_API,
     UserCacheOptions,
@@ -65,7 +65,7 @@ def build(p: beam.Pipeline, opts) -> None:
         user_audits, invalid = events | "Select" >> ValidateEvents(JOB_NAME, user_events, VALIDATION)
         _updated, failed = user_audits | "Update" >> UpdateUserCache(JOB_NAME, s, redis_cfg)
         failures = [parse_failed, invalid, failed]
-    tuple(failures) | "Failures" >> beam.Flatten() | "WriteFailed" >> WriteEvents(io, o["kafka_output_failed_topic"])
+    tuple(failures) | "Failures" >> WriteFailures(io, o["kafka_output_failed_topic"])
 
 
 main = job.entrypoint(build, defaults, extra_groups=(UserCacheOptions,))
