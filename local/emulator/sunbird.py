@@ -88,7 +88,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 JSON = dict[str, Any]
 Reply = tuple[int, Any]
@@ -464,7 +464,8 @@ def resolve(method: str, path: str) -> tuple[Callable[[Request], Reply] | None, 
         for route_method, pattern, handler in _COMPILED:
             match = pattern.match(candidate)
             if match and route_method == method:
-                return handler, match.groupdict(), candidate, True
+                # Route parameters are path segments: decoded as a real server decodes them.
+                return handler, {k: unquote(v) for k, v in match.groupdict().items()}, candidate, True
             known = known or bool(match)
     return None, {}, path, known
 

@@ -393,3 +393,9 @@ def test_smtp_cli_uses_env_credentials_and_stops_on_sigterm(tmp_path: Path) -> N
         _, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert "cli-pw" not in stderr
+
+
+def test_route_parameters_are_percent_decoded_like_a_real_server() -> None:
+    handler, params, _path, known = sunbird.resolve("GET", "/api/user/v1/read/u1%3Ffields%3Dx%23")
+    assert known and handler is not None
+    assert params == {"id": "u1?fields=x#"}
