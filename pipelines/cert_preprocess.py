@@ -23,7 +23,7 @@ import apache_beam as beam
 
 from pipelines import job
 from pipelines.domain.certificates import issue_request_for
-from pipelines.io.enrolment_scan import ScanEnrolments, selection
+from pipelines.io.enrolment_scan import ScanEnrolments, scan_settings, selection
 from pipelines.io.events import ReadEvents, WriteEvents, WriteFailures
 from pipelines.options.certificates import CertOptions, cert_settings
 from pipelines.transforms.cert_criteria import ValidateCertCriteria
@@ -57,7 +57,7 @@ def build(p: beam.Pipeline, opts) -> None:
     if o["from_cassandra"]:
         requests = p | "ScanCompleted" >> ScanEnrolments(
             job.cassandra_config(opts), o["lms_cassandra_user_enrolments_table"], selection(o), completed_request,
-            JOB_NAME, columns=("userid", "courseid", "batchid", "status"))
+            JOB_NAME, columns=("userid", "courseid", "batchid", "status"), scan=scan_settings(o))
     else:
         requests, parse_failed = p | "Read" >> ReadEvents(io, o["kafka_input_topic"], JOB_NAME, FAILED_METRIC)
         failures.append(parse_failed)

@@ -24,7 +24,7 @@ import apache_beam as beam
 from pipelines import job
 from pipelines.domain import progress as P
 from pipelines.domain.progress import Work, sync_work
-from pipelines.io.enrolment_scan import ScanEnrolments, selection
+from pipelines.io.enrolment_scan import ScanEnrolments, scan_settings, selection
 from pipelines.io.events import ReadEvents, WriteEvents, WriteFailures
 from pipelines.options.progress import progress_settings
 from pipelines.transforms.compute_progress import AUDIT_TAG, CERT_TAG, ComputeProgress
@@ -56,7 +56,7 @@ def build(p: beam.Pipeline, opts) -> None:
     if o["from_cassandra"]:
         work = p | "ScanEnrolments" >> ScanEnrolments(
             job.cassandra_config(opts), o["lms_cassandra_user_enrolments_table"], selection(o), enrolment_work,
-            JOB_NAME)
+            JOB_NAME, scan=scan_settings(o))
     else:
         events, parse_failed = p | "Read" >> ReadEvents(io, o["kafka_input_topic"], JOB_NAME, FAILED_METRIC)
         work, invalid = events | "ParseSync" >> ValidateEvents(JOB_NAME, sync_work, ValidationMetrics(FAILED_METRIC))

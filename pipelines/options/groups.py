@@ -226,11 +226,19 @@ class BatchIOOptions(PipelineOptions):
                    help="Batch backfill: take the work items from Cassandra instead of events "
                         "(for jobs that support it).")
         add_option(parser, "course_id", default=None,
-                   help="Backfill selection (--from_cassandra): the course whose enrolments to process.")
+                   help="Backfill selection (--from_cassandra): the course whose enrolments to process "
+                        "(without --course_id, --batch_id or --user_id: every enrolment).")
         add_option(parser, "batch_id", default=None,
                    help="Backfill selection (--from_cassandra): only this batch of the course.")
         add_option(parser, "user_id", default=None,
                    help="Backfill selection (--from_cassandra): only this learner's enrolments.")
+        add_option(parser, "scan_token_ranges", default=64, type=int,
+                   help="Backfill (--from_cassandra): the user_enrolments scan is cut into this many "
+                        "token ranges of the Murmur3 ring, the units of work the runner spreads over "
+                        "its workers (not a reference key).")
+        add_option(parser, "scan_page_size", default=1000, type=int,
+                   help="Backfill (--from_cassandra): rows per page request of the scan; a worker holds "
+                        "one page at a time (not a reference key).")
 
 
 class ProgressOptions(PipelineOptions):
