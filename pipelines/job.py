@@ -22,7 +22,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.metrics import counter_totals, format_table
-from pipelines.options import parse_job_options
+from pipelines.options import ConfigError, parse_job_options, print_options
+from pipelines.options.cli import wants_help
 from pipelines.options.settings import cassandra_config, dedup_redis_config, event_io, values
 
 __all__ = ["bounded", "cassandra_config", "dedup_redis_config", "entrypoint", "event_io", "run", "values"]
@@ -50,16 +51,25 @@ def runner_defaults(opts: PipelineOptions, argv: Sequence[str]) -> list[str]:
     return runner.runner_defaults(opts, argv, bounded(opts))
 
 
+def job_defaults(argv: Sequence[str], defaults: Defaults | None,
+                 extra_groups: Sequence[type[PipelineOptions]] = ()) -> dict[str, Any]:
+    """A job's reference defaults. ``defaults`` may be a function of ``job.env``: the reference names
+    its topics and groups ``${job.env}.<name>``, so the env (flag or conf) is read first."""
+    if not callable(defaults):
+        return dict(defaults or {})
+    # Without the help flags: the first pass only reads the env, so that --help then shows its defaults.
+    first = parse_job_options([a for a in argv if not wants_help([a])], extra_groups=extra_groups)
+    return defaults(values(first)["job_env"])
+
+
 def job_options(argv: Sequence[str], defaults: Defaults | None,
                 extra_groups: Sequence[type[PipelineOptions]] = ()) -> PipelineOptions:
-    """Parses a job's options. ``defaults`` may be a function of ``job.env``: the reference names
-    its topics and groups ``${job.env}.<name>``, so the env (flag or conf) is read first.
+    """Parses a job's options (:func:`job_defaults`, then ``--config`` file, then flags).
     ``extra_groups`` are the job's own option groups (keys no other job reads)."""
-    if callable(defaults):
-        # Without -h: the first pass only reads the env, so that --help then shows its defaults.
-        first = parse_job_options([a for a in argv if a not in ("-h", "--help")], extra_groups=extra_groups)
-        defaults = defaults(values(first)["job_env"])
-    return parse_job_options(list(argv), extra_groups=extra_groups, defaults=defaults or {})
+    from pipelines import runner  # noqa: F401 - registers ClusterOptions (--resume, ...) for --help
+
+    return parse_job_options(list(argv), extra_groups=extra_groups,
+                             defaults=job_defaults(argv, defaults, extra_groups))
 
 
 def run(build: Build, argv: Sequence[str] | None, defaults: Defaults | None = None,
@@ -70,6 +80,10 @@ def run(build: Build, argv: Sequence[str] | None, defaults: Defaults | None = No
     extra = runner_defaults(opts, args)
     if extra:
         opts = job_options([*args, *extra], defaults, extra_groups)
+    if values(opts).get("print_options"):
+        print_options(args, extra_groups, job_defaults(args, defaults, extra_groups), extra,
+                      prog=getattr(build, "__module__", None))
+        return {}
     p = beam.Pipeline(options=opts)
     build(p, opts)
     result = p.run()
@@ -102,7 +116,10 @@ def entrypoint(build: Build, defaults: Defaults | None = None,
 
     def main(argv: Sequence[str] | None = None) -> int:
         setup_logging()
-        run(importable(build), argv, defaults, extra_groups)
+        try:
+            run(importable(build), argv, defaults, extra_groups)
+        except ConfigError as exc:
+            raise SystemExit(f"error: {exc}") from None  # the message names the key and file
         return 0
 
     return main

@@ -1,4 +1,5 @@
-"""Pipeline options of lern-beam jobs: shared groups, the HOCON ``--config`` loader, ``--help``.
+"""Pipeline options of lern-beam jobs: shared groups, the HOCON ``--config`` loader, ``--help``,
+``--print_options``.
 
 Typical job entry point::
 
@@ -8,14 +9,19 @@ Typical job entry point::
 """
 
 from pipelines.options.cli import (
+    CommandOptions,
     build_help_parser,
+    is_secret,
     job_options_class,
     parse_job_options,
     print_help,
+    print_options,
     registered_groups,
 )
 from pipelines.options.config import (
     ALIASES,
+    TUNING_KEYS,
+    ConfigError,
     config_to_argv,
     load_conf,
     option_dest,
@@ -37,8 +43,11 @@ from pipelines.options.groups import (
 __all__ = [
     "ALIASES",
     "JOB_GROUPS",
+    "TUNING_KEYS",
     "BatchIOOptions",
     "CassandraOptions",
+    "CommandOptions",
+    "ConfigError",
     "ConfigFileOptions",
     "JobOptions",
     "KafkaOptions",
@@ -48,6 +57,7 @@ __all__ = [
     "add_option",
     "build_help_parser",
     "config_to_argv",
+    "is_secret",
     "job_options_class",
     "load_conf",
     "option_dest",
@@ -55,6 +65,7 @@ __all__ = [
     "parse_job_options",
     "parse_json",
     "print_help",
+    "print_options",
     "ref_option",
     "registered_groups",
     "with_config",

@@ -14,6 +14,7 @@ option's default.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import os
@@ -25,6 +26,11 @@ from pyhocon import ConfigFactory, ConfigTree
 from pyhocon.exceptions import ConfigException
 
 _LOG = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A configuration the job cannot start with (bad file, bad value, clashing keys). The
+    message names the key and where it came from; a job's ``main`` prints it without a traceback."""
 
 CONFIG_FLAGS = ("--config", "--config.file.path")
 """Spellings of the config-file flag; the second is the reference's own flag name."""
@@ -118,7 +124,7 @@ def load_conf(path: str | os.PathLike[str], fallback: Mapping[str, Any] | None =
         raw = ConfigFactory.parse_file(path, resolve=False)
         resolved = raw.with_fallback(ConfigFactory.from_dict(_nest(fallback or {})), resolve=True)
     except (ConfigException, OSError) as exc:
-        raise ValueError(f"cannot load config file {path!r}: {exc}") from exc
+        raise ConfigError(f"cannot load config file {path!r}: {exc}") from exc
     plain = resolved.as_plain_ordered_dict()
     flat: dict[str, Any] = {}
     for keys in _leaf_paths(raw):
@@ -190,7 +196,7 @@ def config_to_argv(conf: Mapping[str, Any], known_dests: Iterable[str]) -> Confi
 
     def put(dest: str, key: str, value: Any) -> None:
         if dest in values and values[dest][1] != value:
-            raise ValueError(
+            raise ConfigError(
                 f"config keys {values[dest][0]!r} and {key!r} both set option --{dest} "
                 f"({values[dest][1]!r} vs {value!r})")
         values.setdefault(dest, (key, value))
@@ -237,7 +243,7 @@ def find_config_path(argv: Sequence[str]) -> str | None:
                 found = argv[i + 1]
                 i += 1
             else:
-                raise ValueError(f"{name} needs a file path")
+                raise ConfigError(f"{name} needs a file path")
         i += 1
     return found
 
@@ -255,9 +261,131 @@ def with_config(argv: Sequence[str], parser_dests: Iterable[str],
     path = find_config_path(argv)
     if path is None:
         return list(argv)
+    _, flags = read_config(path, parser_dests, fallback)
+    _LOG.info("config %s: %d options set from file", path, len(flags))
+    return [*flags, *argv]
+
+
+def read_config(path: str, parser_dests: Iterable[str],
+                fallback: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The file's keys (flat, all of them) and the ``--dest=value`` flags they set for
+    ``parser_dests``; keys no dest reads are logged at debug level (a full reference .conf has
+    many keys a given job does not use)."""
     conf = load_conf(path, fallback)
     flags, unknown = config_to_argv(conf, parser_dests)
     if unknown:
         _LOG.debug("config %s: %d keys not used by this job: %s", path, len(unknown), ", ".join(unknown))
-    _LOG.info("config %s: %d options set from file", path, len(flags))
-    return [*flags, *argv]
+    return conf, flags
+
+
+def flag_names(argv: Sequence[str]) -> set[str]:
+    """Names of the ``--name`` / ``--name=value`` flags in ``argv`` before any ``--``.
+
+    Every lern-beam option is spelled ``--<dest>``, so for them this is the set of dests the
+    command line sets (the Beam parser that reads them disallows abbreviations)."""
+    names: set[str] = set()
+    for arg in argv:
+        if arg == "--":
+            break
+        if arg.startswith("--"):
+            names.add(arg[2:].partition("=")[0])
+    return names
+
+
+# ---------------------------------------------------------------------------------
+# Reference tuning keys lern-beam does not apply itself
+# ---------------------------------------------------------------------------------
+
+class TuningKey(NamedTuple):
+    """A reference tuning key (or an fnmatch pattern of keys) and what becomes of it."""
+
+    pattern: str
+    on_flink: str | None
+    """What ``pipelines.runner`` turns the key into on FlinkRunner; None when nothing does."""
+    why: str
+    """Why the key changes nothing (off Flink, for keys with ``on_flink``)."""
+
+
+_ONE_PARALLELISM = ("a Beam pipeline has one parallelism (task.parallelism, FlinkRunner --parallelism) "
+                    "and every step runs at it")
+_CHECKPOINT_STORAGE = ("checkpoints go where the Flink cluster keeps them: --flink_checkpoints_dir "
+                       "(state.checkpoints.dir)")
+
+TUNING_KEYS: tuple[TuningKey, ...] = (
+    TuningKey("task.parallelism", "--parallelism", "only FlinkRunner runs steps in parallel"),
+    TuningKey("task.checkpointing.interval", "--checkpointing_interval",
+              "only FlinkRunner checkpoints (offsets are committed on checkpoints)"),
+    TuningKey("task.checkpointing.pause.between.seconds", "--min_pause_between_checkpoints",
+              "only FlinkRunner checkpoints"),
+    TuningKey("task.checkpointing.timeout", "--checkpoint_timeout_millis", "only FlinkRunner checkpoints"),
+    TuningKey("task.checkpointing.compressed", "execution.checkpointing.snapshot-compression (session cluster)",
+              "only FlinkRunner checkpoints"),
+    TuningKey("task.restart-strategy.attempts", "a fixed-delay restart strategy (session cluster)",
+              "only a Flink cluster restarts a failed job"),
+    TuningKey("task.restart-strategy.delay", "a fixed-delay restart strategy (session cluster)",
+              "only a Flink cluster restarts a failed job"),
+    TuningKey("task.consumer.parallelism", None, _ONE_PARALLELISM),
+    TuningKey("task.*.parallelism", None, _ONE_PARALLELISM),
+    TuningKey("threshold.batch.read.interval", None,
+              "a partial batch is flushed after 1 s in streaming and at the end of the input in batch"),
+    TuningKey("threshold.batch.write.size", None,
+              "the jobs size their Cassandra write batches themselves (by statements, not rows)"),
+    TuningKey("lms-cassandra.isMultiDCEnabled", None,
+              "the Cassandra driver always routes token-aware to the local data centre "
+              "(DCAwareRoundRobinPolicy), what true selects in the reference"),
+    TuningKey("redis.connection.*", None,
+              "Jedis pool settings; each worker holds one redis-py client with its own connection pool"),
+    TuningKey("job.enable.distributed.checkpointing", None, _CHECKPOINT_STORAGE),
+    TuningKey("job.statebackend.*", None, _CHECKPOINT_STORAGE),
+)
+"""The ONE list of reference tuning keys lern-beam accepts but does not apply as such. Keys with
+``on_flink`` are mapped by ``pipelines.runner.runner_defaults`` on FlinkRunner (which names what
+it cannot apply there); elsewhere they change nothing. Matched against a key in order, first
+match wins (so ``task.parallelism`` is not a per-operator ``task.*.parallelism``)."""
+
+_warned: set[str] = set()
+
+
+def tuning_key(key: str) -> TuningKey | None:
+    """The entry of :data:`TUNING_KEYS` a reference key falls under, if any."""
+    for entry in TUNING_KEYS:
+        if fnmatch.fnmatchcase(key, entry.pattern):
+            return entry
+    return None
+
+
+def tuning_key_warnings(keys: Mapping[str, Any], flink: bool, parallelism: Any = None) -> dict[str, str]:
+    """key -> warning for the reference tuning keys in ``keys`` (the ones the operator set) that
+    change nothing on this run.
+
+    On FlinkRunner the keys it maps are left to ``pipelines.runner`` (it applies them, or says
+    which it cannot apply). A parallelism key equal to ``parallelism`` (task.parallelism) is not
+    reported: the step runs at that parallelism anyway.
+    """
+    out: dict[str, str] = {}
+    for key, value in keys.items():
+        entry = tuning_key(key)
+        if entry is None or value is None:
+            continue
+        if entry.on_flink:
+            if not flink:
+                out[key] = (f"config: {key}={render_value(value)} is ignored: {entry.why}; "
+                            f"on FlinkRunner it becomes {entry.on_flink}")
+            continue
+        if key.endswith(".parallelism") and (str(value) == str(parallelism)
+                                             or flink and key == "task.consumer.parallelism"):
+            continue  # the step runs at that parallelism anyway / the runner warns about it on Flink
+        out[key] = f"config: {key}={render_value(value)} is ignored: {entry.why}"
+    return out
+
+
+def warn_tuning_keys(keys: Mapping[str, Any], flink: bool, parallelism: Any = None) -> list[str]:
+    """Logs :func:`tuning_key_warnings` at WARNING, once per key per process (a job parses its
+    options more than once); returns the messages logged now."""
+    logged = []
+    for key, message in tuning_key_warnings(keys, flink, parallelism).items():
+        if key not in _warned:
+            _warned.add(key)
+            _LOG.warning("%s", message)
+            logged.append(message)
+    return logged

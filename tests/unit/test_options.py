@@ -1,7 +1,10 @@
-"""Unit tests of pipelines.options: HOCON loading, key->dest rule, precedence, defaults, --help."""
+"""Unit tests of pipelines.options: HOCON loading, key->dest rule, precedence, defaults, --help,
+--print_options, reference tuning keys."""
 
 from __future__ import annotations
 
+import functools
+import io
 import logging
 import subprocess
 import sys
@@ -13,17 +16,22 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from pipelines.options import (
     JOB_GROUPS,
+    ConfigError,
+    config,
     config_to_argv,
+    is_secret,
     load_conf,
     option_dest,
     parse_bool,
     parse_job_options,
     parse_json,
+    print_options,
     ref_option,
     with_config,
 )
 from pipelines.options.cli import registered_groups
-from pipelines.options.fields import option_defaults
+from pipelines.options.config import tuning_key, tuning_key_warnings
+from pipelines.options.fields import REFERENCE_KEYS, option_defaults
 
 DATA = Path(__file__).parent / "data"
 JOB_CONF = DATA / "options-job.conf"
@@ -350,3 +358,170 @@ def test_help_shows_job_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     out = " ".join(capsys.readouterr().out.split())
     assert "_SampleJobOptions:" in out
     assert "(default: my-group)" in out
+
+
+# --- issue 12: configuration --------------------------------------------------------
+
+@pytest.mark.parametrize("override", [["--lms_cassandra_port=9142"], ["--lms_cassandra_port", "9142"]])
+def test_a_flag_overrides_a_bad_conf_value(tmp_path: Path, override: list[str]) -> None:
+    # The bad file value is dropped before anything parses it, so the flag can correct it.
+    path = _write(tmp_path, 'lms-cassandra { port = "localhost", keyspace = "from_file" }\n')
+    opts = parse_job_options(["--config", str(path), *override])
+    assert (opts.lms_cassandra_port, opts.lms_cassandra_keyspace) == (9142, "from_file")
+
+
+def test_a_bad_conf_value_not_overridden_names_key_file_and_the_fix(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'lms-cassandra { port = "localhost" }\nredis.port = 6380\n')
+    with pytest.raises(ConfigError, match=r"config file .*job.conf: bad value for lms-cassandra.port "
+                                          r".*'localhost'.*override it with --lms_cassandra_port"):
+        parse_job_options(["--config", str(path), "--redis_port=6381"])  # another flag does not help
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "_warned", set())
+
+
+def test_tuning_keys_that_change_nothing_are_named() -> None:
+    keys = {"task.parallelism": 2, "task.checkpointing.interval": 1000, "task.dedup.parallelism": 4,
+            "task.activity.agg.parallelism": 2, "task.consumer.parallelism": 3, "threshold.batch.write.size": 10,
+            "redis.connection.max": 2, "job.statebackend.base.url": "wasbs://x", "kafka.input.topic": "t",
+            "lms-cassandra.isMultiDCEnabled": None}
+    direct = tuning_key_warnings(keys, flink=False, parallelism=2)
+    assert set(direct) == {"task.parallelism", "task.checkpointing.interval", "task.dedup.parallelism",
+                           "task.consumer.parallelism", "threshold.batch.write.size", "redis.connection.max",
+                           "job.statebackend.base.url"}  # equal to task.parallelism, unset, not tuning: silent
+    assert "on FlinkRunner it becomes --checkpointing_interval" in direct["task.checkpointing.interval"]
+    assert "task.dedup.parallelism=4 is ignored: a Beam pipeline has one parallelism" in direct[
+        "task.dedup.parallelism"]
+    assert "--flink_checkpoints_dir" in direct["job.statebackend.base.url"]
+    # On Flink, pipelines.runner maps these (and warns about task.consumer.parallelism itself).
+    flink = tuning_key_warnings(keys, flink=True, parallelism=2)
+    assert set(flink) == {"task.dedup.parallelism", "threshold.batch.write.size", "redis.connection.max",
+                          "job.statebackend.base.url"}
+
+
+def test_the_keys_runner_maps_are_the_flink_entries_of_the_one_list() -> None:
+    from pipelines.runner import REFERENCE_FLINK_KEYS
+
+    for dest, flag in REFERENCE_FLINK_KEYS.items():
+        entry = tuning_key(REFERENCE_KEYS[dest])
+        assert entry is not None and entry.on_flink == flag, dest
+    assert all(tuning_key(key) is None for key in ("task.window.shards", "threshold.batch.read.size"))
+
+
+def test_tuning_keys_warn_once_per_key(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                       fresh_warnings: None) -> None:
+    path = _write(tmp_path, "task { parallelism = 1, dedup.parallelism = 4, window.shards = 2 }\n"
+                            "threshold.batch.write.size = 10\n")
+    with caplog.at_level(logging.WARNING, logger="pipelines.options.config"):
+        for _ in range(3):  # a job parses its options more than once
+            parse_job_options(["--config", str(path), "--threshold_batch_read_interval=5"])
+    messages = [r.getMessage() for r in caplog.records]
+    assert sorted(messages) == sorted([
+        "config: task.parallelism=1 is ignored: only FlinkRunner runs steps in parallel; on FlinkRunner it "
+        "becomes --parallelism",
+        "config: task.dedup.parallelism=4 is ignored: a Beam pipeline has one parallelism "
+        "(task.parallelism, FlinkRunner --parallelism) and every step runs at it",
+        "config: threshold.batch.write.size=10 is ignored: the jobs size their Cassandra write batches "
+        "themselves (by statements, not rows)",
+        "config: threshold.batch.read.interval=5 is ignored: a partial batch is flushed after 1 s in "
+        "streaming and at the end of the input in batch",
+    ])
+
+
+def test_defaults_alone_warn_nothing(caplog: pytest.LogCaptureFixture, fresh_warnings: None) -> None:
+    with caplog.at_level(logging.WARNING, logger="pipelines.options.config"):
+        parse_job_options(["--runner=DirectRunner"])
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(("dest", "secret"), [
+    ("mail_server_password", True), ("sms_auth_key", True), ("fcm_account_key", True),
+    ("service_rc_rcapikey", True), ("s3_secret_access_key", True), ("s3_access_key_id", True),
+    ("azure_connection_string", True), ("some_token", True),
+    ("kafka_groupid", False), ("user_valid_key", False), ("user_self_signin_key", False),
+    ("redis_meta_database_key_expiry_seconds", False), ("mail_server_username", False),
+    ("user_cache_key_expiry_enabled", False), ("dataflow_kms_key", False),
+])
+def test_is_secret(dest: str, secret: bool) -> None:
+    assert is_secret(dest) is secret
+
+
+def test_print_options_masks_secrets_and_groups_the_job_first(tmp_path: Path) -> None:
+    from pipelines.options.notification import NotificationOptions
+    from pipelines.options.user_cache import UserCacheOptions
+
+    path = _write(tmp_path, 'mail_server_password = "hunter2"\nsms_auth_key = "msg91-s3cr3t"\n'
+                            'fcm_account_key = "{\\"private_key\\": \\"fcm-s3cr3t\\"}"\n'
+                            'service.rc.rcApiKey = "rc-s3cr3t"\nmail_server_username = "mailer"\n'
+                            'kafka.groupId = "from-file"\nlms-cassandra.port = "nonsense"\n'
+                            'service.search.basePath = "http://admin:pw-s3cr3t@search:9000"\n')
+    out = io.StringIO()
+    print_options(["--config", str(path), "--lms_cassandra_port=9142", "--sms_default_sender=FLAGSM"],
+                  extra_groups=(NotificationOptions, UserCacheOptions), defaults={"kafka.input.topic": "job.topic"},
+                  runner_flags=["--streaming"], prog="pipelines.sample", file=out)
+    text = out.getvalue()
+    assert "s3cr3t" not in text and "hunter2" not in text
+    rows = {line.split()[0].split("=")[0]: line.split()[0:3] for line in text.splitlines() if line.startswith("  --")}
+    assert rows["--mail_server_password"][:2] == ["--mail_server_password=****", "file"]
+    assert rows["--sms_auth_key"][0] == "--sms_auth_key=****"
+    assert rows["--fcm_account_key"][0] == "--fcm_account_key=****"
+    assert rows["--service_rc_rcapikey"][0] == "--service_rc_rcapikey=****"
+    assert rows["--service_search_basepath"][0] == "--service_search_basepath=http://****@search:9000"
+    assert rows["--mail_server_username"][0] == "--mail_server_username=mailer"  # a name, not a secret
+    assert rows["--user_valid_key"][0].startswith("--user_valid_key=") and "****" not in rows["--user_valid_key"][0]
+    assert rows["--kafka_groupid"] == ["--kafka_groupid=from-file", "file", "kafka.groupId"]
+    assert rows["--kafka_input_topic"] == ["--kafka_input_topic=job.topic", "job", "kafka.input.topic"]
+    assert rows["--lms_cassandra_port"] == ["--lms_cassandra_port=9142", "flag", "lms-cassandra.port"]
+    assert rows["--sms_default_sender"][:2] == ["--sms_default_sender=FLAGSM", "flag"]
+    assert rows["--streaming"][:2] == ["--streaming=true", "runner"]
+    assert rows["--redis_port"][:2] == ["--redis_port=6379", "default"]
+    headers = [line.split(":")[0] for line in text.splitlines() if line and not line.startswith((" ", "#"))]
+    assert headers[:3] == ["NotificationOptions", "UserCacheOptions", "ConfigFileOptions"]
+    assert headers.index("KafkaOptions") < headers.index("StandardOptions")
+    assert "GoogleCloudOptions" not in headers  # Beam groups appear only with values that were set
+
+
+def test_help_shows_the_job_groups_then_two_beam_groups(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_job_options(["--help"], extra_groups=(_SampleJobOptions,))
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    headers = [line[:-1] for line in out.splitlines() if line.endswith("Options:")]
+    assert headers[:2] == ["_SampleJobOptions", "ConfigFileOptions"]
+    beam_names = {g.__name__ for g in registered_groups() if g.__module__.startswith("apache_beam.")}
+    beam = [h for h in headers if h in beam_names]
+    assert beam == ["StandardOptions", "FlinkRunnerOptions"]
+    assert headers.index("TaskOptions") < headers.index("StandardOptions")
+    assert "--print_options" in out and "--google_cloud" not in " ".join(out.split())
+    assert "are listed by --help_all." in " ".join(out.split()[-12:])
+    with pytest.raises(SystemExit) as exc:
+        parse_job_options(["--help_all"], extra_groups=(_SampleJobOptions,))
+    assert exc.value.code == 0
+    everything = capsys.readouterr().out
+    assert "GoogleCloudOptions:" in everything and "S3Options:" in everything
+    assert everything.index("_SampleJobOptions:") < everything.index("StandardOptions:")
+    assert len(out[out.index("StandardOptions:"):].splitlines()) < 70  # Beam's part of --help
+    assert len(everything.splitlines()) > len(out.splitlines()) + 500
+
+
+def test_job_print_options_and_bad_conf_exit_cleanly(tmp_path: Path) -> None:
+    # The real entry point, no servers: --print_options must not build or run the pipeline.
+    path = _write(tmp_path, 'kafka.input.topic = "qa.events"\nservice.rc.rcApiKey = "rc-s3cr3t"\n'
+                            'lms-cassandra.port = "localhost"\ntask.dedup.parallelism = 4\n')
+    run = functools.partial(subprocess.run, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+    shown = run([sys.executable, "-m", "pipelines.activity", "--config", str(path), "--lms_cassandra_port=9042",
+                 "--print_options"])
+    assert shown.returncode == 0, shown.stderr
+    assert "rc-s3cr3t" not in shown.stdout + shown.stderr
+    lines = [line.split() for line in shown.stdout.splitlines()]
+    assert ["--service_rc_rcapikey=****", "file", "service.rc.rcApiKey"] in lines
+    assert ["--kafka_input_topic=qa.events", "file", "kafka.input.topic"] in lines
+    assert ["--lms_cassandra_port=9042", "flag", "lms-cassandra.port"] in lines
+    assert ["--streaming=true", "runner"] in lines  # what the runner adds is effective too
+    assert "task.dedup.parallelism=4 is ignored" in shown.stderr
+    failed = run([sys.executable, "-m", "pipelines.activity", "--config", str(path), "--print_options"])
+    assert failed.returncode == 1
+    assert f"error: config file {path}: bad value for lms-cassandra.port" in failed.stderr
+    assert "Traceback" not in failed.stderr
