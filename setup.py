@@ -28,7 +28,7 @@ setup(
             ("activity", "activity"), ("relation-cache", "relation_cache"), ("enrolment-sync", "enrolment_sync"),
             ("assessment", "assessment"), ("cert-preprocess", "cert_preprocess"), ("cert-generate", "cert_generate"),
             ("merge-courses", "merge_courses"), ("user-cache", "user_cache"), ("notification", "notification"),
-            ("smoke", "smoke"),
+            ("smoke", "smoke"), ("replay-failed", "replay_failed"),
         )
     ] + ["lern-flink=pipelines.runner:main"]},
 )

@@ -52,7 +52,37 @@ def _decoration(event: dict[str, Any]) -> dict[str, Any]:
     metadata = event.get("metadata")
     if isinstance(metadata, dict) and "validation_error" in metadata:
         previous["metadata"] = {k: metadata[k] for k in ("validation_error", "src") if k in metadata}
+    if previous and "flags" in event:
+        previous["flags"] = event["flags"]
     return previous
+
+
+def original_event(failed: dict[str, Any]) -> dict[str, Any] | None:
+    """The event a failed record was made from, for a replay; ``None`` for an unparsable payload.
+
+    Undoes ``failed_event``: the decoration goes, an earlier one kept under ``failInfo.previous``
+    comes back. An empty ``flags`` or ``metadata`` left after that is taken as added by the
+    decoration (an original empty one is indistinguishable, and means nothing to any job).
+    """
+    if "raw" in failed and set(failed) <= {"raw", "jobName", "failInfo", "flags", "metadata"}:
+        return None
+    event = {k: v for k, v in failed.items() if k not in ("jobName", "failInfo")}
+    if event.get("flags") == {}:
+        del event["flags"]
+    metadata = event.get("metadata")
+    if isinstance(metadata, dict):
+        rest = {k: v for k, v in metadata.items() if k not in ("validation_error", "src")}
+        if rest:
+            event["metadata"] = rest
+        else:
+            del event["metadata"]
+    previous = (failed.get("failInfo") or {}).get("previous") or {}
+    for key in ("jobName", "failInfo", "flags"):
+        if key in previous:
+            event[key] = previous[key]
+    if "metadata" in previous:
+        event["metadata"] = {**event.get("metadata", {}), **previous["metadata"]}
+    return event
 
 
 def failure_reason(failed: dict) -> str:

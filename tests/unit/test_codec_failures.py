@@ -124,7 +124,18 @@ def test_failed_event_keeps_an_earlier_decoration_under_previous():
     assert again["jobName"] == "job-b" and failure_reason(again) == "second reason"
     assert again["failInfo"]["previous"] == {
         "jobName": "job-a", "failInfo": {"error": "first reason", "stage": "parse"},
-        "metadata": {"validation_error": "first reason", "src": "job-a"}}
+        "metadata": {"validation_error": "first reason", "src": "job-a"}, "flags": {}}
     assert "gone" in again and again["gone"] is None
     assert json.loads(dumps(again, keep_nulls=True))["gone"] is None, "failed topics keep null-valued keys"
     assert "gone" not in json.loads(dumps(again)), "other topics drop them like the reference"
+
+
+def test_original_event_undoes_the_decoration_even_twice_over():
+    from pipelines.domain.failures import original_event
+
+    event = {"mid": "m1", "edata": {"userId": None}, "metadata": {"own": 1}}
+    once = failed_event("job-a", "store write failed: down", event, stage="write")
+    assert original_event(once) == event
+    twice = failed_event("job-b", "again", once, stage="read")
+    assert original_event(twice) == once, "an earlier decoration comes back from failInfo.previous"
+    assert original_event(failed_event("job-a", "malformed JSON", raw="{oops", stage="parse")) is None
