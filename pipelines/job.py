@@ -21,7 +21,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines.metrics import counter_totals, format_table
+from pipelines.metrics import FAILED_RECORDS, INPUT_RECORDS, counter_totals, format_table
 from pipelines.options import ConfigError, parse_job_options, print_options
 from pipelines.options.cli import wants_help
 from pipelines.options.settings import cassandra_config, dedup_redis_config, event_io, values
@@ -72,9 +72,27 @@ def job_options(argv: Sequence[str], defaults: Defaults | None,
                              defaults=job_defaults(argv, defaults, extra_groups))
 
 
+class TooManyFailures(Exception):
+    """A batch run whose failed records exceed ``--max_failed_fraction`` of its input records."""
+
+
+def failure_check(totals: dict[str, int], max_fraction: float) -> str | None:
+    """The summary of a batch run that failed too much, or ``None``."""
+    read, failed = totals.get(INPUT_RECORDS, 0), totals.get(FAILED_RECORDS, 0)
+    if read and failed / read > max_fraction:
+        return (f"{failed} of {read} input records failed ({failed / read:.1%}), more than "
+                f"--max_failed_fraction={max_fraction:g}: see the failed output, fix the cause, "
+                f"then re-drive it with lern-replay-failed")
+    return None
+
+
 def run(build: Build, argv: Sequence[str] | None, defaults: Defaults | None = None,
-        extra_groups: Sequence[type[PipelineOptions]] = ()) -> dict[str, int]:
-    """Builds and runs a job; returns the final counter totals (also printed for batch runs)."""
+        extra_groups: Sequence[type[PipelineOptions]] = (), check_failures: bool = False) -> dict[str, int]:
+    """Builds and runs a job; returns the final counter totals (also printed for batch runs).
+
+    With ``check_failures`` (the command line), a batch run over more failed records than
+    ``--max_failed_fraction`` of its input raises ``TooManyFailures`` after printing its table.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     opts = job_options(args, defaults, extra_groups)
     extra = runner_defaults(opts, args)
@@ -89,8 +107,13 @@ def run(build: Build, argv: Sequence[str] | None, defaults: Defaults | None = No
     result = p.run()
     result.wait_until_finish()
     totals = counter_totals(result)
-    if not opts.view_as(StandardOptions).streaming or os.environ.get("LERN_PRINT_METRICS"):
+    streaming = opts.view_as(StandardOptions).streaming
+    if not streaming or os.environ.get("LERN_PRINT_METRICS"):
         print(format_table(totals))
+    if check_failures and not streaming:
+        summary = failure_check(totals, float(values(opts)["max_failed_fraction"]))
+        if summary:
+            raise TooManyFailures(summary)
     return totals
 
 
@@ -117,9 +140,12 @@ def entrypoint(build: Build, defaults: Defaults | None = None,
     def main(argv: Sequence[str] | None = None) -> int:
         setup_logging()
         try:
-            run(importable(build), argv, defaults, extra_groups)
+            run(importable(build), argv, defaults, extra_groups, check_failures=True)
         except ConfigError as exc:
             raise SystemExit(f"error: {exc}") from None  # the message names the key and file
+        except TooManyFailures as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 3
         return 0
 
     return main

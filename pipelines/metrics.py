@@ -11,6 +11,11 @@ from collections.abc import Iterable
 
 from apache_beam.metrics.metric import Metrics, MetricsFilter
 
+ACCOUNTING = "lern-beam"
+"""Namespace of the job-independent record accounting (every job's reads and failed output)."""
+INPUT_RECORDS = f"{ACCOUNTING}:input-record-count"
+FAILED_RECORDS = f"{ACCOUNTING}:failed-record-count"
+
 
 def counter(namespace: str, name: str):
     return Metrics.counter(namespace, name)

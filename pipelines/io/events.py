@@ -19,6 +19,7 @@ from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
 
 from pipelines.io.codec import dumps
 from pipelines.io.parse import DEFAULT_MAX_EVENT_BYTES, ParseEvents
+from pipelines.metrics import ACCOUNTING, FAILED_RECORDS, counter
 
 BYTES = "org.apache.kafka.common.serialization.ByteArrayDeserializer"
 
@@ -163,8 +164,15 @@ class WriteFailures(beam.PTransform):
     def expand(self, failures):
         if isinstance(failures, beam.PCollection):  # Beam hands over a one-element list unwrapped
             failures = (failures,)
+        failed = counter(ACCOUNTING, FAILED_RECORDS.split(":", 1)[1])
+
+        def count(record: dict) -> dict:
+            failed.inc()
+            return record
+
         return (
             tuple(failures)
             | "Failures" >> beam.Flatten()
+            | "Count" >> beam.Map(count)
             | "WriteFailed" >> WriteEvents(self.io, self.topic, keep_nulls=True)
         )

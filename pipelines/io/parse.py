@@ -7,7 +7,7 @@ from apache_beam import pvalue
 
 from pipelines.domain.failures import FAILED_TAG, failed_event
 from pipelines.io.codec import InvalidEvent, parse_event, payload_text
-from pipelines.metrics import counter
+from pipelines.metrics import ACCOUNTING, INPUT_RECORDS, counter
 
 DEFAULT_MAX_EVENT_BYTES = 1 << 20
 
@@ -17,9 +17,11 @@ class _ParseFn(beam.DoFn):
         self.job_name = job_name
         self.max_bytes = max_bytes
         self.parsed = counter(job_name, "parsed-event-count")
+        self.read = counter(ACCOUNTING, INPUT_RECORDS.split(":", 1)[1])
         self.failed = counter(job_name, failed_metric)
 
     def process(self, raw):
+        self.read.inc()
         try:
             yield parse_event(raw, self.max_bytes)
             self.parsed.inc()

@@ -222,6 +222,10 @@ class BatchIOOptions(PipelineOptions):
         add_option(parser, "output_dir", default=None,
                    help="Directory receiving one JSONL file per output topic (audit, cert-issue, "
                         "failed, ...) in batch mode.")
+        add_option(parser, "max_failed_fraction", default=0.1, type=float,
+                   help="A batch run whose failed records exceed this fraction of its input records exits "
+                        "with status 3 and a summary (its outputs are written; re-drive the failed output "
+                        "with lern-replay-failed once the cause is fixed).")
         add_option(parser, "from_cassandra", default=False, type=parse_bool,
                    help="Batch backfill: take the work items from Cassandra instead of events "
                         "(for jobs that support it).")

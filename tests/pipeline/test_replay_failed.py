@@ -44,3 +44,22 @@ def test_failures_of_a_missing_relation_cache_are_replayed_after_it_is_published
     row = cql.execute("SELECT status, progress FROM user_enrolments WHERE userid=%s AND courseid=%s AND batchid=%s",
                       (user, course, batch)).one()
     assert (row.status, row.progress) == (2, 2), "the replayed completions completed the course"
+
+
+def test_a_batch_run_that_fails_too_much_exits_non_zero_with_a_summary(tmp_path, capsys, run_id):
+    from pipelines.job import failure_check
+    from tests.batch_runs import write_jsonl
+
+    assert failure_check({"lern-beam:input-record-count": 10, "lern-beam:failed-record-count": 1}, 0.1) is None
+    assert "2 of 10 input records failed" in failure_check(
+        {"lern-beam:input-record-count": 10, "lern-beam:failed-record-count": 2}, 0.1)
+
+    lines = ["{broken", "[]", {"mid": f"{run_id}-x", "edata": {"action": "batch-enrolment-update"}}]
+    path = write_jsonl(tmp_path / "bad.jsonl", lines)
+    rc = activity.main(["--input", str(path), "--output_dir", str(tmp_path / "out")])
+    assert rc == 3
+    err = capsys.readouterr().err
+    assert "3 of 3 input records failed (100.0%), more than --max_failed_fraction=0.1" in err
+    assert len(read_topic(tmp_path / "out", "activity.agg.failed")) == 3, "the outputs are written all the same"
+    assert activity.main(["--input", str(path), "--output_dir", str(tmp_path / "out2"),
+                          "--max_failed_fraction=1"]) == 0
