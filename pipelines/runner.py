@@ -170,6 +170,10 @@ def runner_defaults(opts: PipelineOptions, argv: Sequence[str], bounded: bool) -
         extra += ["--environment_type=PROCESS", "--environment_config=" + json.dumps({"command": str(BOOT)})]
     if "--job_name" not in given:
         extra.append(f"--job_name={job_key(o)}")
+    if checkpointing and "--start_read_time_ms" not in given:
+        start = safety_net_start(o, argv)
+        if start is not None:
+            extra.append(f"--start_read_time_ms={start}")
     if checkpointing:
         if "--externalized_checkpoints_enabled" not in given:
             extra.append("--externalized_checkpoints_enabled=true")
@@ -200,6 +204,68 @@ def flink_job_config(o: dict[str, Any], streaming_checkpoints: bool) -> dict[str
         conf["restart-strategy.fixed-delay.attempts"] = str(o["task_restart_strategy_attempts"])
         conf["restart-strategy.fixed-delay.delay"] = f"{int(o.get('task_restart_strategy_delay') or 0)} ms"
     return conf
+
+
+def _flag(o: dict[str, Any], argv: Sequence[str], name: str) -> str | None:
+    """An option of ``ClusterOptions``, also when the first parse ran before this module registered it."""
+    if o.get(name) is not None:
+        return str(o[name])
+    for a in argv:
+        if a.startswith(f"--{name}="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def safety_net_start(o: dict[str, Any], argv: Sequence[str]) -> int | None:
+    """With ``--resume=auto`` and no retained checkpoint or savepoint of the job: a start time
+    (epoch ms) before the consumer group's committed offsets, so that what was read and still
+    buffered when they were committed is read again. None when there is a snapshot to restore,
+    no committed offset, or ``--resume`` is not ``auto``."""
+    if (_flag(o, argv, "resume") or "auto") != "auto":
+        return None
+    name = job_key({**o, "job_name": _flag(o, argv, "job_name") or o.get("job_name")})
+    checkpoints = Path(_flag(o, argv, "flink_checkpoints_dir") or CHECKPOINTS)
+    savepoints = Path(_flag(o, argv, "flink_savepoints_dir") or SAVEPOINTS)
+    if latest_snapshot(name, checkpoints, savepoints) is not None:
+        return None
+    group, topic = o.get("kafka_groupid"), o.get("kafka_input_topic")
+    if not group or not topic:
+        return None
+    last = last_committed_timestamp(str(o.get("kafka_broker_servers") or "localhost:9092"), group, topic)
+    if last is None:
+        return None
+    rewind = _flag(o, argv, "rewind_ms")
+    rewind_ms = int(rewind) if rewind is not None else 2 * (
+        int(o.get("threshold_batch_read_interval") or 60) * 1000 + int(o.get("task_checkpointing_interval") or 60000))
+    start = last - rewind_ms
+    _LOG.warning("%s: no retained checkpoint or savepoint; starting %d ms before the committed offsets of group %s "
+                 "(--start_read_time_ms=%d): what was buffered when they were committed is read again", name,
+                 rewind_ms, group, start)
+    print(f"[runner] {name}: no checkpoint; rewinding {rewind_ms} ms before the committed offsets", file=sys.stderr)
+    return start
+
+
+def last_committed_timestamp(bootstrap: str, group: str, topic: str) -> int | None:
+    """The oldest timestamp, over the topic's partitions, of the last record the group committed."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        meta = c.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return None
+        committed = c.committed([TopicPartition(topic, p) for p in meta.partitions], timeout=10)
+        stamps = []
+        for tp in committed:
+            if tp.offset is None or tp.offset <= 0:
+                continue
+            c.assign([TopicPartition(topic, tp.partition, tp.offset - 1)])
+            msg = c.poll(10)
+            if msg is not None and not msg.error():
+                stamps.append(msg.timestamp()[1])
+        return min(stamps) if stamps else None
+    finally:
+        c.close()
 
 
 # ----------------------------------------------------------------------- cluster submission
