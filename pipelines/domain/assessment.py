@@ -33,7 +33,7 @@ from typing import Any
 
 from pipelines.domain.cert_request import issue_certificate_request
 from pipelines.domain.errors import InvalidRequest
-from pipelines.domain.javafmt import drop_nulls, java_double_to_string
+from pipelines.domain.javafmt import drop_nulls, gson_string, java_double_to_string
 
 JOB_NAME = "AssessmentAggregatorJob"
 """The reference's job name: metric namespace of the aggregator steps and failed records' ``jobName``."""
@@ -305,25 +305,6 @@ def format_decimal(x: float) -> str:
 def format_grand_total(total_score: float, total_max_score: float) -> str:
     """§2.5 D: ``"<score>/<max>"`` in ``DecimalFormat("0.0#")``, e.g. ``"2.0/3.0"``, ``"1.33/2.0"``."""
     return f"{format_decimal(total_score)}/{format_decimal(total_max_score)}"
-
-
-_GSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\t": "\\t", "\b": "\\b", "\n": "\\n", "\r": "\\r", "\f": "\\f",
-                 "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "=": "\\u003d", "'": "\\u0027",
-                 "\u2028": "\\u2028", "\u2029": "\\u2029"}
-
-
-def gson_string(s: str) -> str:
-    """A JSON string literal the way Gson writes it (HTML-safe escaping, non-ASCII kept)."""
-    out = []
-    for ch in s:
-        esc = _GSON_ESCAPES.get(ch)
-        if esc is not None:
-            out.append(esc)
-        elif ch < " ":
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
 
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

@@ -1,8 +1,9 @@
 """Java's formats, for values the reference wrote with Java and consumers compare as text.
 
 Numbers: ``Double.toString``. JSON: Jackson and Gson (as configured by the reference) leave out
-null-valued entries (``drop_nulls``). Hashes: ``String.hashCode`` (``java_string_hash``), the
-reference's shard key.
+null-valued entries (``drop_nulls``); Gson's HTML-safe string literals (``gson_string``) and the
+iteration order of a ``java.util.HashMap`` (``java_hashmap_order``) it serialises. Hashes:
+``String.hashCode`` (``java_string_hash``), the reference's shard key.
 
 Shared by the relation cache (collection-cache JSON written by Jackson) and the assessment job
 (``agg_details`` written by Gson, question ``duration`` as ``BigDecimal.valueOf``).
@@ -55,3 +56,40 @@ def java_string_hash(s: str) -> int:
     for i in range(0, len(data), 2):
         h = (31 * h + int.from_bytes(data[i:i + 2], "little")) & 0xFFFFFFFF
     return h - (1 << 32) if h & 0x80000000 else h
+
+
+_GSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\t": "\\t", "\b": "\\b", "\n": "\\n", "\r": "\\r", "\f": "\\f",
+                 "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "=": "\\u003d", "'": "\\u0027",
+                 "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def gson_string(s: str) -> str:
+    """A JSON string literal the way Gson writes it (HTML-safe escaping, non-ASCII kept)."""
+    out = []
+    for ch in s:
+        esc = _GSON_ESCAPES.get(ch)
+        if esc is not None:
+            out.append(esc)
+        elif ch < " ":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def java_hashmap_order(keys: list[str]) -> list[str]:
+    """The iteration order of a ``java.util.HashMap`` the keys were put into, in that order.
+
+    A default HashMap has 16 buckets, doubled whenever it is more than 3/4 full; a key's bucket
+    is ``(h ^ h >>> 16) & (buckets - 1)`` of its ``hashCode``; iteration walks the buckets in
+    order and each bucket in insertion order (resizes keep that relative order).
+    """
+    capacity = 16
+    while len(keys) > capacity * 3 // 4:
+        capacity *= 2
+
+    def bucket(k: str) -> int:
+        h = java_string_hash(k) & 0xFFFFFFFF
+        return (h ^ (h >> 16)) & (capacity - 1)
+
+    return sorted(dict.fromkeys(keys), key=bucket)  # sorted() is stable: insertion order within a bucket

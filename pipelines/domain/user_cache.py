@@ -21,9 +21,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipelines.domain.assessment import gson_string
 from pipelines.domain.errors import Skip
-from pipelines.domain.javafmt import java_string_hash
+from pipelines.domain.javafmt import gson_string, java_hashmap_order
 
 KEY_PREFIX = "user:"
 STATES = {"CREATE", "CREATED", "UPDATE", "UPDATED", "DELETE", "DELETED"}
@@ -156,24 +155,6 @@ def usertype_strings(profile_user_types: list) -> tuple[str, str]:
         if isinstance(st, str) and st and st not in subtypes:
             subtypes.append(st)
     return ",".join(types), ",".join(subtypes)
-
-
-def java_hashmap_order(keys: list[str]) -> list[str]:
-    """The iteration order of a ``java.util.HashMap`` the keys were put into, in that order.
-
-    A default HashMap has 16 buckets, doubled whenever it is more than 3/4 full; a key's bucket
-    is ``(h ^ h >>> 16) & (buckets - 1)`` of its ``hashCode``; iteration walks the buckets in
-    order and each bucket in insertion order (resizes keep that relative order).
-    """
-    capacity = 16
-    while len(keys) > capacity * 3 // 4:
-        capacity *= 2
-
-    def bucket(k: str) -> int:
-        h = java_string_hash(k) & 0xFFFFFFFF
-        return (h ^ (h >> 16)) & (capacity - 1)
-
-    return sorted(dict.fromkeys(keys), key=bucket)  # sorted() is stable: insertion order within a bucket
 
 
 def _gson_field_text(value: Any) -> str:

@@ -17,6 +17,7 @@ import pytest
 
 from pipelines import assessment, job
 from pipelines.domain import assessment as A
+from pipelines.domain.javafmt import gson_string
 from pipelines.options.assessment import assessment_settings
 from pipelines.transforms.scores import ValidateAttemptFn
 
@@ -181,7 +182,7 @@ def test_agg_details_doubles_are_java_double_to_string(x, text):
 
 
 def test_gson_string_escapes_like_gson():
-    assert A.gson_string('a"b\\c<d>&=\'\n\x01é') == '"a\\"b\\\\c\\u003cd\\u003e\\u0026\\u003d\\u0027\\n\\u0001é"'
+    assert gson_string('a"b\\c<d>&=\'\n\x01é') == '"a\\"b\\\\c\\u003cd\\u003e\\u0026\\u003d\\u0027\\n\\u0001é"'
 
 
 @pytest.mark.parametrize("ms, text", [

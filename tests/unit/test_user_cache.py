@@ -6,6 +6,7 @@ import pytest
 
 from pipelines import job, user_cache
 from pipelines.domain import user_cache as U
+from pipelines.domain.javafmt import java_hashmap_order
 from pipelines.options import user_cache as UO
 
 S = U.UserFieldRules()
@@ -173,10 +174,10 @@ def test_profile_user_types_are_stored_as_the_references_gson_text():
 
 def test_java_hashmap_order_matches_java():
     # Printed by java.util.HashMap.keySet() on JDK 17 for the same insertion orders.
-    assert U.java_hashmap_order(["type", "subType"]) == ["subType", "type"]
-    assert U.java_hashmap_order(["type", "subType", "name", "id"]) == ["name", "subType", "id", "type"]
+    assert java_hashmap_order(["type", "subType"]) == ["subType", "type"]
+    assert java_hashmap_order(["type", "subType", "name", "id"]) == ["name", "subType", "id", "type"]
     keys = ["id", "type", "subType", "name", "code", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8"]  # resized to 32
-    assert U.java_hashmap_order(keys) == ["x8", "code", "type", "name", "x1", "subType", "x2", "id", "x3", "x4",
+    assert java_hashmap_order(keys) == ["x8", "code", "type", "name", "x1", "subType", "x2", "id", "x3", "x4",
                                           "x5", "x6", "x7"]
 
 
