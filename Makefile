@@ -1,7 +1,7 @@
 # lern-beam: everything a fresh machine needs is installed from here.
 #   make demo   - set everything up, run the smoke job on sample data (batch and Flink streaming)
 #   make test   - set everything up, run unit + pipeline + e2e tests
-#   make up / down / status - the local stack (Kafka, Cassandra, Redis, expansion service, emulator, SMTP)
+#   make up / down / status - the local stack (Kafka, Cassandra, Redis, expansion service, Flink cluster, emulator, SMTP)
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -61,4 +61,4 @@ demo: up
 	$(PY) local/demo.py
 
 clean: down
-	rm -rf .stack/cassandra .stack/kafka .stack/redis .stack/mail .stack/logs .stack/run
+	rm -rf .stack/cassandra .stack/kafka .stack/redis .stack/mail .stack/logs .stack/run .stack/flink
