@@ -14,7 +14,16 @@ from __future__ import annotations
 
 
 class Skip(Exception):  # noqa: N818 - a counted control outcome, not an error
-    """Not an event for this job: counted as skipped, never a failure."""
+    """Not an event for this job: counted as skipped, never a failure.
+
+    ``metric`` names the job's own counter for this kind of skip (the reference counts some
+    separately, e.g. relation-cache-updater's ``skipped-mimetype-count``); without it the job's
+    general skip counter is used.
+    """
+
+    def __init__(self, reason: str = "", metric: str | None = None):
+        super().__init__(reason)
+        self.metric = metric
 
 
 class InvalidRequest(ValueError):

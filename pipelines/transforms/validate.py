@@ -2,10 +2,11 @@
 
 A job hands it a pure parser from its domain module. The parser returns the work items of an
 event (usually one; activity splits an event into one per completed content), or
-``(items, ignored)`` when parts of a valid event are left out (counted under ``ignored``), raises
-``Skip`` for an event that is not for the job, or ``InvalidRequest`` (or a subclass) for one
-that is but cannot be processed. Each outcome is counted under the job's own reference metric
-names; failures go to the failed output with the original event kept whole.
+``(items, ignored)`` when parts of a valid event are left out (counted under ``ignored``); it
+raises ``Skip`` for an event that is not for the job (counted under the skip's own ``metric``
+when it names one), or ``InvalidRequest`` (or a subclass) for one that is but cannot be
+processed. Each outcome is counted under the job's own reference metric names; failures go to
+the failed output with the original event kept whole.
 """
 
 from __future__ import annotations
@@ -43,12 +44,21 @@ class _ValidateFn(beam.DoFn):
         if outcome in self.counters and n:
             self.counters[outcome].inc(n)
 
+    def _skip_counter(self, skip: Skip):
+        if skip.metric is None:
+            return self.counters.get("skipped")
+        if skip.metric not in self.counters:
+            self.counters[skip.metric] = counter(self.job_name, skip.metric)
+        return self.counters[skip.metric]
+
     def process(self, event: dict):
         self._inc("total")
         try:
             parsed = self.parse(event)
-        except Skip:
-            self._inc("skipped")
+        except Skip as skip:
+            skipped = self._skip_counter(skip)
+            if skipped is not None:
+                skipped.inc()
             return
         except InvalidRequest as e:
             self._inc("failed")

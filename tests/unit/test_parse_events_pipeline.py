@@ -36,3 +36,34 @@ def test_a_jsonl_backfill_routes_poison_lines_to_failed_and_keeps_going(tmp_path
         assert_that(events, equal_to([{"mid": "ok1"}, {"mid": "ok2"}]), label="events")
         assert_that(failed | beam.Map(lambda f: f["failInfo"]["error"].split(":")[0]),
                     equal_to(["not UTF-8", "malformed JSON", "malformed JSON", "malformed JSON"]), label="failed")
+
+
+def test_validate_events_counts_each_outcome_under_the_jobs_names():
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from pipelines.domain.errors import InvalidRequest, Skip
+    from pipelines.transforms.validate import ValidateEvents, ValidationMetrics
+
+    def parse(event):
+        kind = event["kind"]
+        if kind == "other":
+            raise Skip("not ours")
+        if kind == "image":
+            raise Skip("a mime type we ignore", metric="skipped-mimetype-count")
+        if kind == "bad":
+            raise InvalidRequest("edata.x is missing")
+        return [event["n"]] * event["n"], 1
+
+    events = [{"kind": "ok", "n": 2}, {"kind": "other"}, {"kind": "image"}, {"kind": "image"}, {"kind": "bad"}]
+    p = TestPipeline()
+    valid, failed = p | beam.Create(events) | ValidateEvents("v-job", parse, ValidationMetrics(
+        failed="failed-count", valid="valid-count", ignored="ignored-count"))
+    assert_that(valid, equal_to([2, 2]), label="valid")
+    assert_that(failed | beam.Map(lambda f: (f["failInfo"]["error"], f["kind"])),
+                equal_to([("edata.x is missing", "bad")]), label="failed")
+    result = p.run()
+    result.wait_until_finish()
+    counts = {c.key.metric.name: c.committed for c in
+              result.metrics().query(MetricsFilter().with_namespace("v-job"))["counters"]}
+    assert counts == {"total-events-count": 5, "valid-count": 1, "ignored-count": 1, "skipped-events-count": 1,
+                      "skipped-mimetype-count": 2, "failed-count": 1}
