@@ -257,19 +257,31 @@ def parse_job_options(argv: Sequence[str] | None = None,
         print_help(groups, prog=prog, defaults=defaults, everything=flag not in HELP_FLAGS)
         raise SystemExit(0)
     layers = option_layers(args, groups, defaults)
-    opts = job_options_class(extra_groups)(layers.argv())
-    _warn_tuning_keys(opts, layers)
-    return opts
+    _warn_tuning_keys(layers, parse_quietly(layers.argv(), (*groups, StandardOptions)))
+    return job_options_class(extra_groups)(layers.argv())
 
 
-def _warn_tuning_keys(opts: PipelineOptions, layers: OptionLayers) -> None:
-    values = opts.get_all_options(drop_default=False)
-    keys: dict[str, Any] = {key: value for key, value in layers.conf.items()}
+def parse_quietly(argv: Sequence[str], groups: Iterable[type[PipelineOptions]]) -> dict[str, Any]:
+    """dest -> value of ``groups``' options in ``argv``, other flags skipped without the warning
+    Beam's ``get_all_options`` logs for each (runner flags only the Java side knows)."""
+    return _parse(argv, groups)[0]
+
+
+def _parse(argv: Sequence[str], groups: Iterable[type[PipelineOptions]]) -> tuple[dict[str, Any], list[str]]:
+    parser = _BeamArgumentParser(add_help=False, allow_abbrev=False)
+    for group in groups:
+        group._add_argparse_args(parser)  # Beam's extension hook
+    namespace, unknown = parser.parse_known_args(list(argv))
+    return vars(namespace), unknown
+
+
+def _warn_tuning_keys(layers: OptionLayers, values: Mapping[str, Any]) -> None:
+    keys: dict[str, Any] = dict(layers.conf)
     by_dest = {option_dest(key): key for key in keys}
     for dest in flag_names(layers.command_line):
         if dest in REFERENCE_KEYS and dest in values:
             keys[by_dest.get(dest, REFERENCE_KEYS[dest])] = values[dest]
-    runner = str(opts.view_as(StandardOptions).runner or "")
+    runner = str(values.get("runner") or "")
     warn_tuning_keys(keys, flink="flink" in runner.lower(), parallelism=values.get("task_parallelism"))
 
 
@@ -287,8 +299,9 @@ def _check_values(flags: Sequence[str], groups: Iterable[type[PipelineOptions]],
     except argparse.ArgumentError as exc:
         dest = (exc.argument_name or "").split("/")[0].lstrip("-")
         key = REFERENCE_KEYS.get(dest, dest)
-        raise ConfigError(f"{source}: bad value for {key} ({exc.argument_name}): {exc.message}; "
-                          f"fix it there or override it with --{dest}=...") from exc
+        why = "not a valid value (secret, not shown)" if is_secret(dest) else exc.message
+        raise ConfigError(f"{source}: bad value for {key} ({exc.argument_name}): {why}; "
+                          f"fix it there or override it with --{dest}=...") from None
 
 
 # ---------------------------------------------------------------------------------
@@ -323,15 +336,17 @@ def shown_value(dest: str, value: Any) -> str:
     return _URL_USERINFO.sub(MASK + "@", render_value(value))
 
 
-def format_options(opts: PipelineOptions, groups: Sequence[type[PipelineOptions]],
+def format_options(argv: Sequence[str], groups: Sequence[type[PipelineOptions]],
                    sources: Mapping[str, str]) -> list[str]:
-    """Lines of ``--print_options``: every option of ``groups`` (the job's), then the options of
-    any other group that were set, lern-beam's before Beam's; ``--dest=value``, its source and
-    its reference key. ``sources`` maps a dest to where its value came from (else "default")."""
-    values = opts.get_all_options(drop_default=False)
+    """Lines of ``--print_options`` for the options ``argv`` sets: every option of ``groups`` (the
+    job's), then the options of any other group that were set, lern-beam's before Beam's;
+    ``--dest=value``, its source and its reference key. ``sources`` maps a dest to where its
+    value came from (else "default")."""
+    every_group = registered_groups((*groups, CommandOptions))
+    values, unknown = _parse(argv, every_group)
     lines: list[str] = []
     seen: set[str] = set()
-    for cls in registered_groups((*groups, CommandOptions)):
+    for cls in every_group:
         complete = cls in groups
         rows = []
         for dest, default in option_defaults([cls]).items():
@@ -347,6 +362,13 @@ def format_options(opts: PipelineOptions, groups: Sequence[type[PipelineOptions]
             doc = (cls.__doc__ or "").strip().splitlines()
             lines.append(f"{cls.__name__}: {doc[0] if doc else ''}".rstrip())
             lines += rows
+    others = [arg for arg in unknown if arg.startswith("--")]
+    if others:
+        lines.append("Other flags: no Python option group reads them; passed on to the runner as they are.")
+        for arg in others:
+            name, eq, value = arg[2:].partition("=")
+            flag = f"--{name}={shown_value(name, value)}" if eq else arg
+            lines.append(f"  {flag:<60} {sources.get(name, 'flag')}")
     return lines
 
 
@@ -359,7 +381,6 @@ def print_options(argv: Sequence[str], extra_groups: Sequence[type[PipelineOptio
     own groups come first, then the shared ones, then whatever else was set (cluster, Beam)."""
     groups = (*extra_groups, *JOB_GROUPS)
     layers = option_layers(list(argv), groups, defaults)
-    opts = job_options_class(extra_groups)(layers.argv(runner_flags))
     sources: dict[str, str] = {}
     for label, flags in (("job", layers.job), ("file", layers.file), ("flag", layers.command_line),
                          ("runner", runner_flags)):
@@ -369,5 +390,5 @@ def print_options(argv: Sequence[str], extra_groups: Sequence[type[PipelineOptio
     print(f"# {prog or 'job'}: effective options, secrets masked as {MASK}. Source of each value, "
           "lowest precedence first: default, job (the job's defaults), "
           f"file ({layers.path or 'no --config'}), flag, runner (added for the runner).", file=out)
-    for line in format_options(opts, groups, sources):
+    for line in format_options(layers.argv(runner_flags), groups, sources):
         print(line, file=out)

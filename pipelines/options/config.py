@@ -6,10 +6,15 @@ This module loads such a file and turns it into ordinary ``--dest=value`` flags,
 one mechanism (argparse, inside Beam's ``PipelineOptions``) handles options whether
 they come from the file or from the command line.
 
-Precedence rule: :func:`with_config` puts the flags from the file *before* the
-command-line flags. argparse keeps the last value it sees for an option, so an
-explicit command-line flag always overrides the file, and the file overrides the
-option's default.
+Precedence rule: the flags from the file go *before* the command-line flags. argparse
+keeps the last value it sees for an option, so an explicit command-line flag always
+overrides the file, and the file overrides the option's default. ``parse_job_options``
+(``options/cli.py``) also drops the file flags the command line overrides before anything
+parses them, so a flag can correct a bad value in a shared file.
+
+Reference tuning keys lern-beam does not apply as such (per-operator parallelism, Jedis pool
+settings, the state backend, Flink's task keys off FlinkRunner) are listed once, in
+:data:`TUNING_KEYS`; an operator who sets one gets one warning naming it and why.
 """
 
 from __future__ import annotations
@@ -355,8 +360,8 @@ def tuning_key(key: str) -> TuningKey | None:
 
 
 def tuning_key_warnings(keys: Mapping[str, Any], flink: bool, parallelism: Any = None) -> dict[str, str]:
-    """key -> warning for the reference tuning keys in ``keys`` (the ones the operator set) that
-    change nothing on this run.
+    """key -> why it is ignored, for the reference tuning keys in ``keys`` (the ones the operator
+    set) that change nothing on this run.
 
     On FlinkRunner the keys it maps are left to ``pipelines.runner`` (it applies them, or says
     which it cannot apply). A parallelism key equal to ``parallelism`` (task.parallelism) is not
@@ -369,23 +374,26 @@ def tuning_key_warnings(keys: Mapping[str, Any], flink: bool, parallelism: Any =
             continue
         if entry.on_flink:
             if not flink:
-                out[key] = (f"config: {key}={render_value(value)} is ignored: {entry.why}; "
-                            f"on FlinkRunner it becomes {entry.on_flink}")
+                out[key] = f"{entry.why}; on FlinkRunner it becomes {entry.on_flink}"
             continue
         if key.endswith(".parallelism") and (str(value) == str(parallelism)
                                              or flink and key == "task.consumer.parallelism"):
             continue  # the step runs at that parallelism anyway / the runner warns about it on Flink
-        out[key] = f"config: {key}={render_value(value)} is ignored: {entry.why}"
+        out[key] = entry.why
     return out
 
 
 def warn_tuning_keys(keys: Mapping[str, Any], flink: bool, parallelism: Any = None) -> list[str]:
     """Logs :func:`tuning_key_warnings` at WARNING, once per key per process (a job parses its
-    options more than once); returns the messages logged now."""
-    logged = []
-    for key, message in tuning_key_warnings(keys, flink, parallelism).items():
+    options more than once), keys ignored for the same reason on one line; returns the lines."""
+    by_reason: dict[str, list[str]] = {}
+    for key, why in tuning_key_warnings(keys, flink, parallelism).items():
         if key not in _warned:
             _warned.add(key)
-            _LOG.warning("%s", message)
-            logged.append(message)
+            by_reason.setdefault(why, []).append(f"{key}={render_value(keys[key])}")
+    logged = []
+    for why, settings in by_reason.items():
+        message = f"config: {', '.join(settings)} {'is' if len(settings) == 1 else 'are'} ignored: {why}"
+        _LOG.warning("%s", message)
+        logged.append(message)
     return logged

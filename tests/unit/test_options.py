@@ -377,6 +377,21 @@ def test_a_bad_conf_value_not_overridden_names_key_file_and_the_fix(tmp_path: Pa
         parse_job_options(["--config", str(path), "--redis_port=6381"])  # another flag does not help
 
 
+class _SecretIntOptions(PipelineOptions):
+    """A secret with a type, so a bad value can be rejected (unique dest: registered process-wide)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        ref_option(parser, "lern-test.auth.pin", default=None, type=int, help="A numeric secret.")
+
+
+def test_a_bad_secret_value_is_not_shown(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'lern-test.auth.pin = "s3cr3t"\n')
+    with pytest.raises(ConfigError, match="bad value for lern-test.auth.pin") as exc:
+        parse_job_options(["--config", str(path)], extra_groups=(_SecretIntOptions,))
+    assert "s3cr3t" not in str(exc.value)
+
+
 @pytest.fixture
 def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config, "_warned", set())
@@ -391,9 +406,8 @@ def test_tuning_keys_that_change_nothing_are_named() -> None:
     assert set(direct) == {"task.parallelism", "task.checkpointing.interval", "task.dedup.parallelism",
                            "task.consumer.parallelism", "threshold.batch.write.size", "redis.connection.max",
                            "job.statebackend.base.url"}  # equal to task.parallelism, unset, not tuning: silent
-    assert "on FlinkRunner it becomes --checkpointing_interval" in direct["task.checkpointing.interval"]
-    assert "task.dedup.parallelism=4 is ignored: a Beam pipeline has one parallelism" in direct[
-        "task.dedup.parallelism"]
+    assert direct["task.checkpointing.interval"].endswith("on FlinkRunner it becomes --checkpointing_interval")
+    assert direct["task.dedup.parallelism"].startswith("a Beam pipeline has one parallelism")
     assert "--flink_checkpoints_dir" in direct["job.statebackend.base.url"]
     # On Flink, pipelines.runner maps these (and warns about task.consumer.parallelism itself).
     flink = tuning_key_warnings(keys, flink=True, parallelism=2)
@@ -413,7 +427,7 @@ def test_the_keys_runner_maps_are_the_flink_entries_of_the_one_list() -> None:
 def test_tuning_keys_warn_once_per_key(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                        fresh_warnings: None) -> None:
     path = _write(tmp_path, "task { parallelism = 1, dedup.parallelism = 4, window.shards = 2 }\n"
-                            "threshold.batch.write.size = 10\n")
+                            "threshold.batch.write.size = 10\ntask.notifier.parallelism = 3\n")
     with caplog.at_level(logging.WARNING, logger="pipelines.options.config"):
         for _ in range(3):  # a job parses its options more than once
             parse_job_options(["--config", str(path), "--threshold_batch_read_interval=5"])
@@ -421,8 +435,8 @@ def test_tuning_keys_warn_once_per_key(tmp_path: Path, caplog: pytest.LogCapture
     assert sorted(messages) == sorted([
         "config: task.parallelism=1 is ignored: only FlinkRunner runs steps in parallel; on FlinkRunner it "
         "becomes --parallelism",
-        "config: task.dedup.parallelism=4 is ignored: a Beam pipeline has one parallelism "
-        "(task.parallelism, FlinkRunner --parallelism) and every step runs at it",
+        "config: task.dedup.parallelism=4, task.notifier.parallelism=3 are ignored: a Beam pipeline has one "
+        "parallelism (task.parallelism, FlinkRunner --parallelism) and every step runs at it",
         "config: threshold.batch.write.size=10 is ignored: the jobs size their Cassandra write batches "
         "themselves (by statements, not rows)",
         "config: threshold.batch.read.interval=5 is ignored: a partial batch is flushed after 1 s in "
@@ -458,9 +472,10 @@ def test_print_options_masks_secrets_and_groups_the_job_first(tmp_path: Path) ->
                             'kafka.groupId = "from-file"\nlms-cassandra.port = "nonsense"\n'
                             'service.search.basePath = "http://admin:pw-s3cr3t@search:9000"\n')
     out = io.StringIO()
-    print_options(["--config", str(path), "--lms_cassandra_port=9142", "--sms_default_sender=FLAGSM"],
+    print_options(["--config", str(path), "--lms_cassandra_port=9142", "--sms_default_sender=FLAGSM",
+                   "--java_side_token=tok-s3cr3t"],
                   extra_groups=(NotificationOptions, UserCacheOptions), defaults={"kafka.input.topic": "job.topic"},
-                  runner_flags=["--streaming"], prog="pipelines.sample", file=out)
+                  runner_flags=["--streaming", "--checkpointing_interval=1000"], prog="pipelines.sample", file=out)
     text = out.getvalue()
     assert "s3cr3t" not in text and "hunter2" not in text
     rows = {line.split()[0].split("=")[0]: line.split()[0:3] for line in text.splitlines() if line.startswith("  --")}
@@ -477,9 +492,12 @@ def test_print_options_masks_secrets_and_groups_the_job_first(tmp_path: Path) ->
     assert rows["--sms_default_sender"][:2] == ["--sms_default_sender=FLAGSM", "flag"]
     assert rows["--streaming"][:2] == ["--streaming=true", "runner"]
     assert rows["--redis_port"][:2] == ["--redis_port=6379", "default"]
+    # Flags no Python group reads (FlinkRunner's Java-side options) are effective too.
+    assert rows["--checkpointing_interval"] == ["--checkpointing_interval=1000", "runner"]
+    assert rows["--java_side_token"] == ["--java_side_token=****", "flag"]
     headers = [line.split(":")[0] for line in text.splitlines() if line and not line.startswith((" ", "#"))]
     assert headers[:3] == ["NotificationOptions", "UserCacheOptions", "ConfigFileOptions"]
-    assert headers.index("KafkaOptions") < headers.index("StandardOptions")
+    assert headers.index("KafkaOptions") < headers.index("StandardOptions") < headers.index("Other flags")
     assert "GoogleCloudOptions" not in headers  # Beam groups appear only with values that were set
 
 
