@@ -17,7 +17,7 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import _BeamArgumentParser
 
-from pipelines.options.config import option_dest
+from pipelines.options.config import option_dest, tuning_key
 
 REFERENCE_KEYS: dict[str, str] = {}
 """dest -> reference config key, filled as option groups add their arguments."""
@@ -72,10 +72,14 @@ def ref_option(parser: Any, key: str, *, default: Any, help: str,
     """Adds the option for reference config key ``key`` (dest ``option_dest(key)``).
 
     The help text gets ``[conf: key]`` appended so ``--help`` tells operators which
-    .conf key sets the option. Returns the dest.
+    .conf key sets the option, and for a reference tuning key what lern-beam makes of it
+    (``config.TUNING_KEYS``). Returns the dest.
     """
     dest = option_dest(key)
     REFERENCE_KEYS[dest] = key
+    tuning = tuning_key(key)
+    if tuning is not None:  # config.TUNING_KEYS says what becomes of it
+        help += f" [FlinkRunner: {tuning.on_flink}]" if tuning.on_flink else f" [lern-beam ignores it: {tuning.why}]"
     add_option(parser, dest, default=default, help=f"{help} [conf: {key}]", type=type, **kwargs)
     return dest
 

@@ -513,6 +513,9 @@ def test_help_shows_the_job_groups_then_two_beam_groups(capsys: pytest.CaptureFi
     assert beam == ["StandardOptions", "FlinkRunnerOptions"]
     assert headers.index("TaskOptions") < headers.index("StandardOptions")
     assert "--print_options" in out and "--google_cloud" not in " ".join(out.split())
+    flat = " ".join(out.split())  # the tuning keys say what becomes of them, from the one list
+    assert "Default parallelism. [FlinkRunner: --parallelism] [conf: task.parallelism]" in flat
+    assert "Rows per batched write. [lern-beam ignores it: the jobs size their Cassandra write" in flat
     assert "are listed by --help_all." in " ".join(out.split()[-12:])
     with pytest.raises(SystemExit) as exc:
         parse_job_options(["--help_all"], extra_groups=(_SampleJobOptions,))
