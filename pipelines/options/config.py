@@ -332,7 +332,8 @@ TUNING_KEYS: tuple[TuningKey, ...] = (
     TuningKey("task.consumer.parallelism", None, _ONE_PARALLELISM),
     TuningKey("task.*.parallelism", None, _ONE_PARALLELISM),
     TuningKey("threshold.batch.read.interval", None,
-              "a partial batch is flushed after 1 s in streaming and at the end of the input in batch"),
+              "a partial batch is flushed after 1 s in streaming and at the end of the input in batch "
+              "(on a Flink cluster it only sets the default --rewind_ms)"),
     TuningKey("threshold.batch.write.size", None,
               "the jobs size their Cassandra write batches themselves (by statements, not rows)"),
     TuningKey("lms-cassandra.isMultiDCEnabled", None,

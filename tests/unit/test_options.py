@@ -440,7 +440,7 @@ def test_tuning_keys_warn_once_per_key(tmp_path: Path, caplog: pytest.LogCapture
         "config: threshold.batch.write.size=10 is ignored: the jobs size their Cassandra write batches "
         "themselves (by statements, not rows)",
         "config: threshold.batch.read.interval=5 is ignored: a partial batch is flushed after 1 s in "
-        "streaming and at the end of the input in batch",
+        "streaming and at the end of the input in batch (on a Flink cluster it only sets the default --rewind_ms)",
     ])
 
 
