@@ -33,10 +33,22 @@ Differences from the reference, all on purpose (the steps are in
   the reference has none and restarts or skips instead) with a reason. Other events on the shared
   topic are skipped and counted, as in the reference.
 
+* Progress follows the course (``recompute.enabled``, default true): a rewrite that changes the
+  required contents of the course or of a unit writes a pending-recompute marker in the same
+  transaction, and every enrolment of the course is then sent as a ``user-enrolment-sync``
+  request to ``kafka.output.recompute.topic`` (enrolment-reconciliation's input,
+  ``<env>.batch.enrolment.sync.request``), read page by page from ``user_enrolments`` in
+  ``recompute.cassandra.keyspace``; the marker is cleared once they are written. An unchanged
+  republish sends nothing. The reference leaves stored progress on the old tree until someone
+  runs a sync by hand (docs/progress.md, "Recompute on republish").
+
 Metrics, namespace ``relation-cache-updater`` (the reference's names): ``total-events-count``,
 ``success-events-count``, ``skipped-event-count``, ``failed-events-count``, ``db-read-count``,
 ``cache-write-count`` (keys written). Added: ``skipped-action-count`` and
-``skipped-mimetype-count`` (why events were skipped), ``cache-stale-key-delete-count``.
+``skipped-mimetype-count`` (why events were skipped), ``cache-stale-key-delete-count``, and for the
+recompute ``course-changed-count`` (rewrites that set a marker), ``recompute-course-count``,
+``recompute-request-count``, ``recompute-failed-count`` (courses whose requests could not be read:
+not input events, so outside the input accounting), ``recompute-marker-cleared-count``.
 """
 
 from __future__ import annotations
@@ -47,23 +59,23 @@ from typing import Any
 import apache_beam as beam
 
 from pipelines import job
-from pipelines.io.events import ReadEvents, WriteFailures
-from pipelines.options.relation_cache import relation_cache_settings
-from pipelines.transforms.relation_cache import (
-    KEY_INDEX_PREFIX,
-    CountUnparsable,
-    SelectCollectionRequests,
-    UpdateRelationCache,
-)
+from pipelines.domain.cache_keys import KEY_INDEX_PREFIX, RECOMPUTE_PENDING_PREFIX
+from pipelines.io.events import ReadEvents, WriteEvents, WriteFailures
+from pipelines.options.relation_cache import RecomputeOptions, relation_cache_settings
+from pipelines.transforms.course_changes import ClearRecomputeMarkers, RecomputeChangedCourses
+from pipelines.transforms.relation_cache import CountUnparsable, SelectCollectionRequests, UpdateRelationCache
 
 JOB_NAME = "relation-cache-updater"
-__all__ = ["JOB_NAME", "KEY_INDEX_PREFIX", "build", "defaults", "main"]
+EXTRA_GROUPS = (RecomputeOptions,)
+__all__ = ["EXTRA_GROUPS", "JOB_NAME", "KEY_INDEX_PREFIX", "RECOMPUTE_PENDING_PREFIX", "build", "defaults", "main"]
 
 
 def defaults(env: str = "local") -> dict[str, Any]:
     """The reference conf (``relation-cache-updater.conf``) with ``sunbirddev`` replaced by the env.
 
-    The failed topic is ours: the reference has none.
+    The failed topic is ours: the reference has none. So is the recompute topic, whose default
+    (``recompute_topic``) is applied in ``build``: callers that run ``build`` without this job's
+    option group (``EXTRA_GROUPS``) keep working.
     """
     return {
         "kafka.input.topic": f"{env}.content.postpublish.request",
@@ -78,20 +90,32 @@ def defaults(env: str = "local") -> dict[str, Any]:
     }
 
 
+def recompute_topic(o: dict[str, Any]) -> str:
+    """``kafka.output.recompute.topic``, by default enrolment-reconciliation's input topic."""
+    return o.get("kafka_output_recompute_topic") or f"{o['job_env']}.batch.enrolment.sync.request"
+
+
 def build(p: beam.Pipeline, opts) -> None:
     o = job.values(opts)
     if o.get("from_cassandra"):
         raise ValueError(f"{JOB_NAME}: --from_cassandra is not supported; give --input or read Kafka")
     io = job.event_io(opts)
-    settings = relation_cache_settings(opts, JOB_NAME)
+    settings = relation_cache_settings(opts, JOB_NAME, job.bounded(opts))
     events, unparsable = p | "Read" >> ReadEvents(io, o["kafka_input_topic"], JOB_NAME)
     requests, invalid = events | "SelectRequests" >> SelectCollectionRequests(JOB_NAME)
-    _cached, update_failed = requests | "UpdateRelationCache" >> UpdateRelationCache(settings)
+    cached, update_failed = requests | "UpdateRelationCache" >> UpdateRelationCache(settings)
     parse_failed = unparsable | "CountUnparsable" >> CountUnparsable(JOB_NAME)
-    (parse_failed, invalid, update_failed) | "WriteFailures" >> WriteFailures(io, o["kafka_output_failed_topic"])
+    failures = [parse_failed, invalid, update_failed]
+    if settings.recompute is not None:
+        syncs, emitted, recompute_failed = cached | "RecomputeChangedCourses" >> RecomputeChangedCourses(
+            settings.recompute)
+        written = syncs | "WriteRecomputeRequests" >> WriteEvents(io, recompute_topic(o))
+        emitted | "ClearRecomputeMarkers" >> ClearRecomputeMarkers(settings.recompute, after=written)
+        failures.append(recompute_failed)
+    tuple(failures) | "WriteFailures" >> WriteFailures(io, o["kafka_output_failed_topic"])
 
 
-main = job.entrypoint(build, defaults)  # defaults follow --job_env / job.env
+main = job.entrypoint(build, defaults, EXTRA_GROUPS)  # defaults follow --job_env / job.env
 
 
 if __name__ == "__main__":

@@ -97,6 +97,15 @@ def collection_request(event: dict) -> list[tuple[str, dict]]:
     return [(decision.value, event)]
 
 
+def relation_cache_request(collection_id: str) -> dict:
+    """A ``relation-cache-update`` request for one collection, the event an operator (or
+    ``lern-replay-failed``) sends to rewrite its caches; it also re-drives a pending recompute,
+    so it is what a failed recompute is recorded as."""
+    return {"eid": "BE_JOB_REQUEST",
+            "edata": {"action": "relation-cache-update", "mimeType": COLLECTION_MIME_TYPE,
+                      "identifier": collection_id}}
+
+
 # --------------------------------------------------------------------------------------------
 # Hierarchy text
 # --------------------------------------------------------------------------------------------

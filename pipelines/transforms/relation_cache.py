@@ -12,16 +12,32 @@ only reads the hierarchy from Cassandra and writes Redis:
   (the activity aggregator computing progress from ``leafnodes``) could see a key half-way;
 * stale keys are removed: the keys written for a collection are remembered in the set
   ``lern-beam:relation-cache-keys:<collection>`` (same db), and a republish deletes the keys it
-  no longer produces in the same transaction, ``WATCH``ed against a concurrent rewrite.
+  no longer produces in the same transaction, ``WATCH``ed against a concurrent rewrite;
+* a change is detected from the cache it replaces: inside that transaction the old required
+  contents of the course and of each unit are read (``pipelines.domain.course_changes``), and
+  when they differ from the new tree's the same ``MULTI``/``EXEC`` writes the pending-recompute
+  marker ``lern-beam:recompute-pending:<course>``. A crash after the rewrite therefore leaves
+  the marker, and the next time the course passes (a replay, a republish) its enrolments are
+  still re-requested (``pipelines/transforms/course_changes.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import uuid
+from typing import NamedTuple
 
 import apache_beam as beam
 
+from pipelines.domain.cache_keys import (
+    LEAF_NODES,
+    OPTIONAL_NODES,
+    recompute_pending_key,
+    relation_key,
+)
+from pipelines.domain.cache_keys import key_index as key_index_name
+from pipelines.domain.course_changes import cached_nodes, required_changed, required_sets, split_relation_sets
 from pipelines.domain.hierarchy import (
     CacheEntries,
     HierarchyError,
@@ -37,11 +53,10 @@ from pipelines.options.relation_cache import RelationCacheSettings
 from pipelines.transforms.failures import FAILED_TAG, fail
 from pipelines.transforms.validate import ValidateEvents, ValidationMetrics
 
-KEY_INDEX_PREFIX = "lern-beam:relation-cache-keys:"
-"""The set of keys last written for a collection; lern-beam's own bookkeeping, read by no job."""
 TOTAL, SUCCESS, FAILED, SKIPPED = ("total-events-count", "success-events-count", "failed-events-count",
                                    "skipped-event-count")
 DB_READ, CACHE_WRITE, STALE_DELETE = "db-read-count", "cache-write-count", "cache-stale-key-delete-count"
+COURSE_CHANGED = "course-changed-count"
 log = logging.getLogger(__name__)
 
 
@@ -63,20 +78,61 @@ def redis_bytes(s: str) -> bytes:
 
 
 def key_index(root_id: str) -> bytes:
-    return redis_bytes(KEY_INDEX_PREFIX + root_id)
+    return redis_bytes(key_index_name(root_id))
 
 
-def rewrite_relation_cache(client, root_id: str, sets: dict[str, list[str]]) -> int:
-    """Replaces the collection's relation keys in one WATCHed MULTI/EXEC; returns stale keys deleted.
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", errors="replace")
+
+
+class Rewrite(NamedTuple):
+    """What one relation cache rewrite did."""
+
+    stale: int
+    """Keys listed in the collection's index that the new tree no longer produces, deleted."""
+    changed: bool
+    """The required contents of the course or of a unit changed: the pending-recompute marker was written."""
+
+
+def _old_required(client, root_id: str, old_keys: set[bytes], new_keys) -> dict:
+    """The required-content map of the cache about to be replaced: the leaf and optional sets of
+    the course, of every unit of the new tree and of every unit in the old key index (so a unit
+    the republish removes counts too), read in one pipelined round trip."""
+    nodes = {root_id} | cached_nodes(root_id, map(_text, old_keys)) | cached_nodes(root_id, map(_text, new_keys))
+    keys = [relation_key(root_id, node, kind) for node in sorted(nodes) for kind in (LEAF_NODES, OPTIONAL_NODES)]
+    read = client.pipeline(transaction=False)
+    for key in keys:
+        read.smembers(redis_bytes(key))
+    old = {key: {_text(m) for m in members} for key, members in zip(keys, read.execute(), strict=True) if members}
+    return required_sets(*split_relation_sets(root_id, old))
+
+
+def rewrite_relation_cache(client, root_id: str, sets: dict[str, list[str]], marker_token: str | None = None
+                           ) -> Rewrite:
+    """Replaces the collection's relation keys in one WATCHed MULTI/EXEC.
 
     Every key is deleted and re-added (the reference's ``del`` + ``sadd``), so the result depends
     on the hierarchy only. Keys listed in the collection's index but not produced now are deleted.
+
+    With a ``marker_token``, the old required contents (course and units) are read after the
+    ``WATCH`` and compared with the new ones; when they differ, the same transaction sets
+    ``lern-beam:recompute-pending:<root>`` to the token. The reads sit between ``WATCH`` and
+    ``EXEC``, so a concurrent rewrite of the collection (which always rewrites the index) aborts
+    this one, which then runs again on what that one wrote: the comparison is always against the
+    cache this write replaces. Without a token nothing is read or compared (detection off).
     """
     index = key_index(root_id)
     new = {redis_bytes(k): [redis_bytes(m) for m in members] for k, members in sets.items()}
+    new_required = None
+    if marker_token is not None:
+        new_required = required_sets(*split_relation_sets(
+            root_id, {_text(k): {_text(m) for m in members} for k, members in new.items()}))
 
-    def txn(pipe) -> int:
-        stale = set(pipe.smembers(index)) - new.keys()
+    def txn(pipe) -> Rewrite:
+        old_keys = set(pipe.smembers(index))
+        changed = new_required is not None and required_changed(
+            _old_required(client, root_id, old_keys, new.keys()), new_required)
+        stale = old_keys - new.keys()
         pipe.multi()
         if stale:
             pipe.delete(*stale)
@@ -86,7 +142,9 @@ def rewrite_relation_cache(client, root_id: str, sets: dict[str, list[str]]) -> 
         pipe.delete(index)
         if new:
             pipe.sadd(index, *new)
-        return len(stale)
+        if changed:
+            pipe.set(redis_bytes(recompute_pending_key(root_id)), marker_token)
+        return Rewrite(len(stale), changed)
 
     return client.transaction(txn, index, value_from_callable=True)
 
@@ -168,6 +226,7 @@ class _UpdateRelationCacheFn(beam.DoFn):
         self.db_read = counter(s.job_name, DB_READ)
         self.cache_write = counter(s.job_name, CACHE_WRITE)
         self.stale_delete = counter(s.job_name, STALE_DELETE)
+        self.course_changed = counter(s.job_name, COURSE_CHANGED)
 
     def setup(self):
         self.db = CassandraClient(self.s.cassandra)
@@ -203,18 +262,21 @@ class _UpdateRelationCacheFn(beam.DoFn):
         except RecursionError:
             yield self._fail(f"hierarchy nested too deeply (identifier {root_id})", event, "hierarchy")
             return
+        token = uuid.uuid4().hex if self.s.recompute is not None else None
         try:
-            stale = self.relation.call(lambda c: rewrite_relation_cache(c, root_id, entries.sets),
-                                       "relation cache write")
+            rewrite = self.relation.call(lambda c: rewrite_relation_cache(c, root_id, entries.sets, token),
+                                         "relation cache write")
             self.collection.call(lambda c: write_units(c, entries.units), "collection cache write")
         except Exception as e:  # noqa: BLE001 - a replay rewrites everything, so dead-lettering is safe
             yield self._fail(f"redis write failed: {e}", event, "write")
             return
-        self.stale_delete.inc(stale)
+        self.stale_delete.inc(rewrite.stale)
+        self.course_changed.inc(int(rewrite.changed))
         self.cache_write.inc(len(entries.sets) + len(entries.units))
         self.success.inc()
-        log.info("%s: %s cached (%d relation keys, %d units, %d stale removed)", self.s.job_name, root_id,
-                 len(entries.sets), len(entries.units), stale)
+        log.info("%s: %s cached (%d relation keys, %d units, %d stale removed%s)", self.s.job_name, root_id,
+                 len(entries.sets), len(entries.units), rewrite.stale,
+                 ", required contents changed" if rewrite.changed else "")
         yield root_id
 
 
