@@ -29,6 +29,7 @@ setup(
             ("assessment", "assessment"), ("cert-preprocess", "cert_preprocess"), ("cert-generate", "cert_generate"),
             ("merge-courses", "merge_courses"), ("user-cache", "user_cache"), ("notification", "notification"),
             ("smoke", "smoke"), ("replay-failed", "replay_failed"),
+            ("cert-status", "cert_status"), ("cert-bulk-status", "cert_bulk_status"),
         )
     ] + ["lern-flink=pipelines.runner:main"]},
 )

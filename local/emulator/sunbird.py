@@ -25,6 +25,8 @@ HTTP calls found in the reference (Sunbird-Lern/data-pipeline, release-8.0.0, co
       POST {service.rc.basePath}/PublicKey/search {"filters":{}} -> bare JSON list, [0].osid
       POST {service.rc.basePath}/{service.rc.entity}  (header Authorization: {service.rc.rcApiKey})
            -> result.<entity>.osid; must be 200
+      POST {service.rc.basePath}/{entity}/{osid}/revoke  certificate-status-updater (500 "Credential is
+                                                       already revoked" on a repeat)
       DELETE {service.rc.basePath}/{entity}/{oldId}    on re-issue; non-200 makes the job delete
            the old Cassandra/ES registry record instead
       POST {service.certreg.basePath}/certs/v2/registry/add    (legacy path, rc disabled)
@@ -433,6 +435,18 @@ def rc_delete(req: Request) -> Reply:
     return 200, rc_envelope("delete", "deleted")
 
 
+def rc_revoke(req: Request) -> Reply:
+    """RC revoke: the record stays, marked REVOKED; a second revoke is RC's HTTP 500
+    "Credential is already revoked" (what certificate-status-updater counts as done)."""
+    record = req.state.rc.get(req.params["entity"], {}).get(req.params["osid"])
+    if record is None:
+        return 404, rc_envelope("revoke", {}, ok=False, errmsg="record not found")
+    if record.get("status") == "REVOKED":
+        return 500, rc_envelope("revoke", {}, ok=False, errmsg="Credential is already revoked")
+    record.update({"status": "REVOKED", "osUpdatedAt": _now_iso()})
+    return 200, rc_envelope("revoke", "revoked")
+
+
 ROUTES: list[tuple[str, str, Callable[[Request], Reply]]] = [
     ("GET", r"/content/v3/read/(?P<id>[^/]+)", content_read),
     ("GET", r"/api/content/v1/read/(?P<id>[^/]+)", content_read),
@@ -448,6 +462,7 @@ ROUTES: list[tuple[str, str, Callable[[Request], Reply]]] = [
     ("POST", r"/sign/(?P<key_id>[^/]+)", enc_sign),
     ("POST", r"/verify", enc_verify),
     ("POST", r"/api/v1/(?P<entity>\w+)/search", rc_search),
+    ("POST", r"/api/v1/(?P<entity>\w+)/(?P<osid>[^/]+)/revoke", rc_revoke),
     ("GET", r"/api/v1/(?P<entity>\w+)/(?P<osid>[^/]+)", rc_read),
     ("DELETE", r"/api/v1/(?P<entity>\w+)/(?P<osid>[^/]+)", rc_delete),
     ("POST", r"/api/v1/(?P<entity>\w+)", rc_create),

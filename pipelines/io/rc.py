@@ -4,6 +4,8 @@
         kid = rc.public_key_id()
         osid = rc.create(body)           # POST {rc}/{entity}, Authorization: <api key>
         rc.delete(old_osid)              # DELETE {rc}/{entity}/{osid}
+        rc.read(osid)                    # GET {rc}/{entity}/{osid}
+        rc.revoke(osid)                  # POST {rc}/{entity}/{osid}/revoke -> "revoked" | "already-revoked"
         rc.search({"recipient.id": {"eq": user}})
 
 A client per DoFn, opened in ``setup`` and closed in ``teardown`` (Beam's ``requestresponse``
@@ -20,9 +22,10 @@ from typing import Any
 import requests
 
 from pipelines.io.http import HttpClient, HttpResponse, TransientHttpError
-from pipelines.io.retry import RetryPolicy
+from pipelines.io.retry import RetryPolicy, call_with_retries
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+ALREADY_REVOKED = "already revoked"  # Sunbird RC's 500 answer to a second revoke of one credential
 
 
 class RCError(Exception):
@@ -105,3 +108,40 @@ class RCClient:
         if r.status != 200 or not isinstance(r.body, list):
             raise self._rejected("search", r)
         return [rec for rec in r.body if isinstance(rec, dict)]
+
+    def read(self, osid: str) -> dict[str, Any]:
+        """``GET {rc}/{entity}/{osid}``: the record (``RCNotFound`` for an unknown id)."""
+        r = self._call("read", "GET", self._url(self.entity, osid), headers={"Authorization": self.api_key})
+        if r.status != 200 or not isinstance(r.body, dict):
+            raise self._rejected("read", r)
+        return r.body
+
+    def revoke(self, osid: str) -> str:
+        """``POST {rc}/{entity}/{osid}/revoke``: ``"revoked"``, or ``"already-revoked"`` for RC's answer to
+        a repeat (HTTP 500 "Credential is already revoked"), which is done, not failed, and not retried.
+
+        Other 5xx answers and connection faults are retried like every call; what is left raises
+        ``RCUnavailable``; a 4xx raises ``RCRejected`` (``RCNotFound`` for an unknown id).
+        """
+        url = self._url(self.entity, osid, "revoke")
+
+        def once() -> HttpResponse:
+            r = self.http.session.request("POST", url, json={}, timeout=self.http.timeout_secs,
+                                          headers={**JSON_HEADERS, "Authorization": self.api_key})
+            if r.status_code >= 500 and ALREADY_REVOKED not in r.text.lower():
+                raise TransientHttpError(f"POST {url} answered {r.status_code}: {r.text[:200]}")
+            try:
+                return HttpResponse(r.status_code, r.json())
+            except ValueError:
+                return HttpResponse(r.status_code, r.text)
+
+        try:
+            r = call_with_retries(once, self.http.retry, (requests.ConnectionError, requests.Timeout,
+                                                          TransientHttpError), f"POST {url}")
+        except (requests.ConnectionError, requests.Timeout, TransientHttpError) as e:
+            raise RCUnavailable(f"RC revoke unavailable: {e}") from e
+        if r.status >= 500:
+            return "already-revoked"
+        if r.status != 200:
+            raise self._rejected("revoke", r)
+        return "revoked"

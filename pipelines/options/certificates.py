@@ -16,8 +16,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines.domain.certificates import DEFAULT_BAD_CHARS, StorageSettings
 from pipelines.io.cassandra import CassandraConfig
 from pipelines.io.redis_store import RedisConfig
-from pipelines.options.fields import parse_bool, ref_option
-from pipelines.options.settings import cassandra_config, values
+from pipelines.options.fields import add_option, parse_bool, ref_option
+from pipelines.options.settings import cassandra_config, dead_letter_outages, values
 
 
 class CertOptions(PipelineOptions):
@@ -56,6 +56,30 @@ class CertOptions(PipelineOptions):
                    help="Seconds after which an unfinished claim of a crashed worker may be taken over.")
         ref_option(parser, "cert.escape.xml", default=True, type=parse_bool,
                    help="XML-escape the values RC substitutes into the SVG template (names, course name).")
+        ref_option(parser, "cert.backend", default="rc", choices=("rc", "vc"),
+                   help="rc: issue and revoke through Sunbird RC (the reference); vc: issue Open Badges 3.0 "
+                        "VC-JWTs signed here, with Bitstring Status Lists (no RC).")
+        ref_option(parser, "cert.status.table", default="certificate_status",
+                   help="Table of issued credentials and their status (lern-beam's own, in "
+                        "lms-cassandra.keyspace; local/schema.cql).")
+
+
+class CertBulkOptions(PipelineOptions):
+    """lern-cert-bulk-status: the change a bulk run requests (selection: --course_id, --batch_id)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        add_option(parser, "bulk_change", default="revoke", choices=("revoke", "suspend", "unsuspend"),
+                   help="The change requested for every selected certificate.")
+        add_option(parser, "bulk_reason", default="", help="The reason written on every request.")
+        add_option(parser, "bulk_requested_by", default="", help="The operator (user id) requesting the change.")
+        add_option(parser, "bulk_requested_at", default=None, type=int,
+                   help="requestedAt of every request (epoch ms; default: now). Re-running with the same value "
+                        "and selection produces the same requests, which the status updater then skips.")
+        add_option(parser, "bulk_issued_from", default=None, type=int,
+                   help="Only certificates issued at or after this time (epoch ms).")
+        add_option(parser, "bulk_issued_to", default=None, type=int,
+                   help="Only certificates issued before this time (epoch ms).")
 
 
 @dataclass(frozen=True)
@@ -82,10 +106,13 @@ class CertSettings:
     claim_table: str = "cert_issue_claims"
     lease_secs: int = 300
     escape_xml: bool = True
+    backend: str = "rc"
+    status_table: str = "certificate_status"
     http_timeout_secs: float = 10.0
     http_retries: int = 3
     collection_cache: RedisConfig | None = None  # course metadata (reference: redis.host, collectionCache.id)
     content_cache: RedisConfig | None = None  # content metadata (reference: redis-meta.host, contentCache.id)
+    dead_letter_outages: bool = True  # batch; streaming waits an outage out (restart from checkpoint)
 
 
 def content_types(value: Any) -> tuple[str, ...]:
@@ -97,6 +124,7 @@ def cert_settings(opts: PipelineOptions, job_name: str) -> CertSettings:
     """The settings both certificate jobs build from their options (reference keys)."""
     o = values(opts)
     return CertSettings(
+        dead_letter_outages=dead_letter_outages(opts),
         job_name=job_name, cassandra=cassandra_config(opts),
         tables={"course_batch": o["lms_cassandra_course_batch_table"],
                 "enrolments": o["lms_cassandra_user_enrolments_table"],
@@ -114,7 +142,8 @@ def cert_settings(opts: PipelineOptions, job_name: str) -> CertSettings:
         bad_chars=o["task_rc_badcharlist"], sb_keyspace=o["lms_cassandra_sbkeyspace"],
         certreg_table=o["lms_cassandra_certreg_table"], instance_name=o["sunbird_instance_name"],
         claim_table=o["cert_claim_table"], lease_secs=int(o["cert_claim_lease_secs"]),
-        escape_xml=bool(o["cert_escape_xml"]), http_timeout_secs=float(o["http_timeout_secs"]),
+        escape_xml=bool(o["cert_escape_xml"]), backend=o["cert_backend"], status_table=o["cert_status_table"],
+        http_timeout_secs=float(o["http_timeout_secs"]),
         http_retries=int(o["http_retries"]),
         collection_cache=RedisConfig(host=o["redis_host"], port=int(o["redis_port"]),
                                      db=int(o["redis_database_collectioncache_id"])),

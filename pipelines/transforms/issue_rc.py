@@ -70,6 +70,7 @@ class _IssueFn(beam.DoFn):
         self.rc = RCClient(self.s.rc_base, self.s.rc_entity, self.s.rc_api_key, self.s.http_timeout_secs,
                            self.s.http_retries)
         ks, t, claims = self.s.cassandra.keyspace, self.s.tables, f"{self.s.cassandra.keyspace}.{self.s.claim_table}"
+        status = f"{ks}.{self.s.status_table}"
         self.cql = {
             "enrolment": f"SELECT issued_certificates, completedon FROM {ks}.{t['enrolments']} "
                          "WHERE userid = ? AND courseid = ? AND batchid = ?",
@@ -86,6 +87,14 @@ class _IssueFn(beam.DoFn):
             "set_certs": f"UPDATE {ks}.{t['enrolments']} SET issued_certificates = ? "
                          "WHERE userid = ? AND courseid = ? AND batchid = ? IF issued_certificates = ?",
             "certreg_delete": f"DELETE FROM {self.s.sb_keyspace}.{self.s.certreg_table} WHERE id = ? IF EXISTS",
+            "status_new": f"INSERT INTO {status} (cert_id, backend, status, version, userid, courseid, batchid, "
+                          "template_id, issue_id, issued_at, changed_at) "
+                          "VALUES (?, ?, 'active', 0, ?, ?, ?, ?, ?, ?, 0) IF NOT EXISTS",
+            "status_read": f"SELECT status, version FROM {status} WHERE cert_id = ?",
+            "status_supersede": f"UPDATE {status} SET status = 'superseded', superseded_by = ?, version = ? "
+                                "WHERE cert_id = ? IF version = ?",
+            "status_old": f"INSERT INTO {status} (cert_id, backend, status, version, userid, courseid, batchid, "
+                          "superseded_by, changed_at) VALUES (?, ?, 'superseded', 1, ?, ?, ?, ?, 0) IF NOT EXISTS",
         }
 
     def teardown(self):
@@ -176,6 +185,7 @@ class _IssueFn(beam.DoFn):
                     osid = self._rc_create(req, recipient)
                 self._owned(self.db.execute(self.cql["created"], (osid, datetime.now(tz=UTC), cert_id, owner)))
             completed_on = self._record(req, user_id, osid)
+            self._record_status(req, user_id, cert_id, osid)
             self._owned(self.db.execute(self.cql["issued"], (datetime.now(tz=UTC), cert_id, owner)))
         except Exception:
             try:  # release the lease at once, so a replay of the failed event can take over
@@ -211,6 +221,28 @@ class _IssueFn(beam.DoFn):
                 self.c["db-update-user-enrollment-count"].inc()
                 return row.get("completedon")
         raise RuntimeError("issued_certificates kept changing under concurrent writers")
+
+    def _record_status(self, req: C.GenerateRequest, user_id: str, cert_id: str, osid: str) -> None:
+        """The credential's ``certificate_status`` row (what certificate-status-updater changes), and on a
+        re-issue the old credential marked ``superseded`` (a revoked one stays revoked). Idempotent, so
+        a taker-over does it again safely; before the claim is ``issued``, so it is never skipped."""
+        self.db.execute(self.cql["status_new"], (osid, self.s.backend, user_id, req.course_id, req.batch_id,
+                                                 req.template_id, cert_id, datetime.now(tz=UTC)))
+        if not req.old_id:
+            return
+        for _ in range(10):
+            rows = self.db.execute(self.cql["status_read"], (req.old_id,))
+            if not rows:  # issued before the status table: its row starts superseded
+                if self.db.execute(self.cql["status_old"], (req.old_id, self.s.backend, user_id, req.course_id,
+                                                            req.batch_id, osid))[0][0]:
+                    return
+                continue
+            if rows[0].status in ("revoked", "superseded"):
+                return
+            version = rows[0].version
+            if self.db.execute(self.cql["status_supersede"], (osid, (version or 0) + 1, req.old_id, version))[0][0]:
+                return
+        raise RuntimeError(f"certificate {req.old_id} kept changing while it was being superseded")
 
     # ------------------------------------------------------------------------------------ RC
 
