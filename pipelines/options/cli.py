@@ -267,11 +267,25 @@ def parse_quietly(argv: Sequence[str], groups: Iterable[type[PipelineOptions]]) 
     return _parse(argv, groups)[0]
 
 
-def _parse(argv: Sequence[str], groups: Iterable[type[PipelineOptions]]) -> tuple[dict[str, Any], list[str]]:
-    parser = _BeamArgumentParser(add_help=False, allow_abbrev=False)
+def _parse(argv: Sequence[str], groups: Iterable[type[PipelineOptions]],
+           source: str = "command line") -> tuple[dict[str, Any], list[str]]:
+    """(dest -> value, flags no group reads). A bad value is reported in one line naming the
+    option, its reference key and ``source``, instead of argparse's page of usage: on the command
+    line as argparse does (message on stderr, exit 2), else as a :class:`ConfigError`."""
+    parser = _BeamArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
     for group in groups:
         group._add_argparse_args(parser)  # Beam's extension hook
-    namespace, unknown = parser.parse_known_args(list(argv))
+    try:
+        namespace, unknown = parser.parse_known_args(list(argv))
+    except argparse.ArgumentError as exc:
+        dest = (exc.argument_name or "").split("/")[0].lstrip("-")
+        key = REFERENCE_KEYS.get(dest, dest)
+        why = "not a valid value (secret, not shown)" if is_secret(dest) else exc.message
+        message = f"{source}: bad value for {key} ({exc.argument_name}): {why}"
+        if source == "command line":
+            print(f"error: {message}", file=sys.stderr)
+            raise SystemExit(2) from None
+        raise ConfigError(f"{message}; fix it there or override it with --{dest}=...") from None
     return vars(namespace), unknown
 
 
@@ -289,19 +303,8 @@ def _check_values(flags: Sequence[str], groups: Iterable[type[PipelineOptions]],
     """Parses flags that did not come from the command line on their own, so a bad value
     is reported with its .conf key and file (the operator never typed that flag) instead
     of as an argparse error about a flag plus a page of usage."""
-    if not flags:
-        return
-    parser = _BeamArgumentParser(add_help=False, exit_on_error=False)
-    for group in groups:
-        group._add_argparse_args(parser)  # Beam's extension hook
-    try:
-        parser.parse_known_args(list(flags))
-    except argparse.ArgumentError as exc:
-        dest = (exc.argument_name or "").split("/")[0].lstrip("-")
-        key = REFERENCE_KEYS.get(dest, dest)
-        why = "not a valid value (secret, not shown)" if is_secret(dest) else exc.message
-        raise ConfigError(f"{source}: bad value for {key} ({exc.argument_name}): {why}; "
-                          f"fix it there or override it with --{dest}=...") from None
+    if flags:
+        _parse(flags, groups, source)
 
 
 # ---------------------------------------------------------------------------------

@@ -321,6 +321,14 @@ def test_bad_bool_is_rejected() -> None:
         parse_job_options(["--lms_cassandra_ismultidcenabled=maybe"])
 
 
+def test_a_bad_flag_value_is_one_line_not_a_page_of_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_job_options(["--lms_cassandra_port=abc"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == ("error: command line: bad value for lms-cassandra.port "
+                                       "(--lms_cassandra_port): invalid int value: 'abc'\n")
+
+
 # --- registration and --help --------------------------------------------------------
 
 def test_groups_do_not_clash_with_beam_options() -> None:
