@@ -206,10 +206,44 @@ class Sampler(threading.Thread):
             self.done.wait(self.interval)
 
 
+# ------------------------------------------------------------------------------- scan plans
+def compare_scans(n_courses: int, ranges: int, page_size: int) -> dict[str, float]:
+    """Seconds (and rows) each way of reading one course's enrolments takes, on the seeded keyspace,
+    one process, ranges one after another (no Beam): the whole table, a course filtered on the
+    replica in every range (what ScanEnrolments does), a course filtered on the client, and the
+    old single ``courseid = ? ALLOW FILTERING`` query."""
+    from pipelines.io.cassandra import CassandraClient, CassandraConfig
+    from pipelines.io.enrolment_scan import matches, pages, scan_tasks
+
+    db = CassandraClient(CassandraConfig(hosts=("127.0.0.1",), keyspace=KEYSPACE))
+    table = f"{KEYSPACE}.user_enrolments"
+    course = db.execute(f"SELECT courseid FROM {table} LIMIT 1")[0].courseid
+    cols = ("userid", "courseid", "batchid")
+
+    def timed(tasks, sel=(None, None, None)) -> tuple[float, int]:
+        t0, n = time.monotonic(), 0
+        for cql, params in tasks:
+            for page in pages(db, cql, params, page_size):
+                n += sum(1 for r in page if matches(r, sel))
+        return round(time.monotonic() - t0, 2), n
+
+    every, one = (None, None, None), (course, None, None)
+    out = {
+        "all_token_ranges": timed(scan_tasks(table, every, cols, ranges)),
+        "course_filtered_on_replica": timed(scan_tasks(table, one, cols, ranges), one),
+        "course_filtered_on_client": timed(scan_tasks(table, every, cols, ranges), one),
+        "course_single_query": timed([(f"SELECT userid, courseid, batchid FROM {table} WHERE courseid = ? "
+                                       "ALLOW FILTERING", (course,))]),
+    }
+    db.close()
+    return {k: {"seconds": v[0], "rows": v[1]} for k, v in out.items()} | {"courses": n_courses}
+
+
 # ------------------------------------------------------------------------------------------ run
 def runner_args(a) -> list[str]:
     if a.runner == "flink":
-        return ["--runner=FlinkRunner", "--flink_master=[local]", f"--parallelism={a.parallelism}"]
+        heap = [f"--job_server_jvm_properties=-Xmx{a.jvm_heap}"] if a.jvm_heap else []
+        return ["--runner=FlinkRunner", "--flink_master=[local]", f"--parallelism={a.parallelism}", *heap]
     if a.runner == "direct-mp":
         return ["--direct_running_mode=multi_processing", f"--direct_num_workers={a.workers}"]
     return []
@@ -242,12 +276,17 @@ def main() -> int:
     ap.add_argument("--runner", choices=("direct", "direct-mp", "flink"), default="flink")
     ap.add_argument("--workers", type=int, default=2, help="--direct_num_workers (direct-mp)")
     ap.add_argument("--parallelism", type=int, default=2, help="Flink parallelism (flink)")
+    ap.add_argument("--jvm_heap", default=None,
+                    help="flink: the job server's maximum heap (-Xmx, e.g. 1g); the JVM default is a quarter of RAM")
     ap.add_argument("--courses", type=int, default=10, help="courses the enrolments spread over (cassandra)")
     ap.add_argument("--shards", type=int, default=8, help="task.window.shards")
     ap.add_argument("--batch_size", type=int, default=1000, help="threshold.batch.read.size")
     ap.add_argument("--ranges", type=int, default=64, help="--scan_token_ranges (cassandra)")
     ap.add_argument("--page_size", type=int, default=1000, help="--scan_page_size (cassandra)")
     ap.add_argument("--extra", default="", help="more job options, space-separated")
+    ap.add_argument("--compare_scans", action="store_true",
+                    help="cassandra: after seeding, time the ways to read one course's enrolments instead of "
+                         "running a job")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", default=None, help="also append the result line to this file")
     a = ap.parse_args()
@@ -270,6 +309,9 @@ def main() -> int:
     finally:
         cluster.shutdown()
     seed_s = time.monotonic() - t0
+    if a.compare_scans:
+        print(json.dumps({"enrolments": a.size, **compare_scans(a.courses, a.ranges, a.page_size)}))
+        return 0
     print(f"seeded {a.source} x {a.size} ({completions} completions) in {seed_s:.0f}s; running {module} on "
           f"{a.runner}", file=sys.stderr, flush=True)
 
@@ -278,9 +320,9 @@ def main() -> int:
              *runner_args(a), *a.extra.split()]
     log = work / "job.log"
     rc, secs, peak, cpu, counters = run_job(module, args, log)
-    res = {"source": a.source, "size": a.size, "runner": a.runner + (f" p={a.parallelism}" if a.runner == "flink"
-                                                                    else f" w={a.workers}" if a.runner == "direct-mp"
-                                                                    else ""),
+    label = {"flink": f" p={a.parallelism}" + (f" -Xmx{a.jvm_heap}" if a.jvm_heap else ""),
+             "direct-mp": f" w={a.workers}"}.get(a.runner, "")
+    res = {"source": a.source, "size": a.size, "runner": a.runner + label,
            "rc": rc, "seconds": round(secs, 1), "per_sec": round(a.size / secs), "peak_rss_mib": round(peak / 2**20),
            "cpu_s": round(cpu, 1), "seed_s": round(seed_s), "completions": completions, "log": str(log),
            "counters": counters}
