@@ -327,3 +327,37 @@ def test_an_adversarial_corpus_never_crashes_and_every_input_is_counted_once(sto
     text = (tmp_path / "out-adversarial" / "local.relation.cache.failed.jsonl").read_text()
     for line in text.splitlines():
         json.loads(line, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+
+
+def test_a_change_is_detected_against_the_cache_the_rewrite_replaces(stores, run_id, monkeypatch):
+    """Two rewrites of one course race: the second commits between the first one's read of the old
+    sets and its EXEC. The first then aborts (WATCH) and runs again on what the second wrote, so
+    it compares against the cache it really replaces: one marker for one change, not two."""
+    from pipelines.domain.cache_keys import recompute_pending_key
+    from pipelines.domain.hierarchy import cache_entries
+    from pipelines.transforms import relation_cache as rc
+
+    course, hierarchy = sample_course(run_id)
+    changed = copy.deepcopy(hierarchy)
+    changed["leafNodes"] = [*hierarchy["leafNodes"], f"{run_id}_do_rc_new"]
+    v1, v2 = cache_entries(course, hierarchy).sets, cache_entries(course, changed).sets
+    client = redis.Redis(port=stores.relation.connection_pool.connection_kwargs["port"], db=10)
+    marker = recompute_pending_key(course)
+    assert rc.rewrite_relation_cache(client, course, v1, "t1") == rc.Rewrite(0, True), "first publish"
+    stores.relation.delete(marker)
+
+    real, calls = rc._old_required, []
+
+    def racing(*args):
+        calls.append(1)
+        if len(calls) == 1:  # another worker rewrites the course to the same new tree right now
+            assert rc.rewrite_relation_cache(redis.Redis(port=client.connection_pool.connection_kwargs["port"],
+                                                         db=10), course, v2, "t-other").changed
+        return real(*args)
+
+    monkeypatch.setattr(rc, "_old_required", racing)
+    result = rc.rewrite_relation_cache(client, course, v2, "t-mine")
+    assert len(calls) == 3, "the first attempt was aborted by the concurrent EXEC and ran again"
+    assert result == rc.Rewrite(0, False), "compared with what the other rewrite wrote: no change"
+    assert stores.relation.get(marker) == b"t-other", "one marker, the other rewrite's"
+    stores.relation.delete(marker)
