@@ -48,7 +48,9 @@ def test_fifty_submissions_in_a_row(stack, run_id):
         used.append(metaspace_mb(tm["id"]))
         print(f"[submissions] {n + 1:3d} ok, TaskManager metaspace {used[-1]:.1f} MiB", flush=True)
     assert [t["id"] for t in fl.rest("/taskmanagers")["taskmanagers"]] == [tm["id"]], "same TaskManager throughout"
-    assert len(consume_all(topics["out"], expected=SUBMISSIONS)) == SUBMISSIONS
+    # Every job read the same record: the first wrote it out, the others found its mid in the
+    # Redis dedup store (so each ran its whole pipeline, Redis and Kafka included).
+    assert len(consume_all(topics["out"], expected=2, timeout=10)) == 1
     # Flat: the Beam/Kafka classes are loaded once from the class path; a job's own class loader
     # holds one class. Allow some growth for JIT'd lambdas and caches, not 190 MB per job.
     assert used[-1] - used[1] < 64, f"metaspace grew from {used[1]:.0f} to {used[-1]:.0f} MiB"
