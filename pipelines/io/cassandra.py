@@ -29,7 +29,7 @@ from cassandra.concurrent import execute_concurrent, execute_concurrent_with_arg
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType
 
-from pipelines.io.retry import RetryPolicy, call_with_retries
+from pipelines.io.retry import RetriesExhausted, RetryPolicy, call_with_retries
 
 TRANSIENT = (NoHostAvailable, OperationTimedOut, ReadTimeout, WriteTimeout, Unavailable)
 Statement = tuple[str, Sequence[Any]]
@@ -141,7 +141,7 @@ class CassandraClient:
             if not failed:
                 return [results[i] for i in sorted(results)]
             pending = failed
-        raise RuntimeError(f"{len(pending)} statements still failing after retries: {cql}")
+        raise RetriesExhausted(f"{len(pending)} statements still failing after retries: {cql}")
 
     def execute_batches(self, statements: Sequence[Statement | list[Statement]], logged: bool = False,
                         max_statements: int = 50) -> None:
@@ -183,7 +183,7 @@ class CassandraClient:
             if not failed:
                 return
             pending = failed
-        raise RuntimeError(f"{len(pending)} batches still failing after retries")
+        raise RetriesExhausted(f"{len(pending)} batches still failing after retries")
 
     def close(self) -> None:
         """Releases this handle; the last one of a config shuts its cluster down."""

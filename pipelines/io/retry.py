@@ -18,6 +18,10 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+class RetriesExhausted(RuntimeError):
+    """A bulk call whose transient faults outlasted the retry policy."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 4

@@ -11,7 +11,7 @@ from pipelines.domain import assessment as A
 from pipelines.io.cassandra import CassandraConfig
 from pipelines.io.redis_store import RedisConfig
 from pipelines.options.fields import parse_bool, ref_option
-from pipelines.options.settings import cassandra_config, values
+from pipelines.options.settings import cassandra_config, dead_letter_outages, values
 
 
 class AssessmentOptions(PipelineOptions):
@@ -75,6 +75,7 @@ class AssessmentSettings:
     strict_course_check: bool = False
     allow_partial_attempts: bool = False
     refresh_on_skip: bool = False
+    dead_letter_outages: bool = True  # batch; streaming waits an outage out (restart from checkpoint)
 
 
 def assessment_settings(opts: PipelineOptions) -> AssessmentSettings:
@@ -83,6 +84,7 @@ def assessment_settings(opts: PipelineOptions) -> AssessmentSettings:
     o = values(opts)
     meta = dict(host=o["redis_meta_host"], port=int(o["redis_meta_port"]))
     return AssessmentSettings(
+        dead_letter_outages=dead_letter_outages(opts),
         cassandra=cassandra_config(opts),
         relation_cache=RedisConfig(**meta, db=int(o["redis_database_relationcache_id"])),
         content_cache=RedisConfig(**meta, db=int(o["redis_database_contentcache_id"])),

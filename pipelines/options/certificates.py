@@ -59,6 +59,20 @@ class CertOptions(PipelineOptions):
         ref_option(parser, "cert.backend", default="rc", choices=("rc", "vc"),
                    help="rc: issue and revoke through Sunbird RC (the reference); vc: issue Open Badges 3.0 "
                         "VC-JWTs signed here, with Bitstring Status Lists (no RC).")
+        ref_option(parser, "cert.vc.key", default="",
+                   help="vc backend: file of the signing key (JWK JSON or PEM; Ed25519 for EdDSA, RSA for RS256). "
+                        "Empty: the key is read from $LERN_CERT_VC_KEY. The key is never logged.")
+        ref_option(parser, "cert.vc.alg", default="EdDSA", choices=("EdDSA", "RS256"),
+                   help="vc backend: JWS algorithm of credentials and status lists.")
+        ref_option(parser, "cert.vc.issuer.id", default="did:web:dev.sunbirded.org",
+                   help="vc backend: the issuer id (a did:web or URL); the key id is <this>#<JWK thumbprint>.")
+        ref_option(parser, "cert.vc.issuer.name", default="Sunbird", help="vc backend: the issuer's name.")
+        ref_option(parser, "cert.vc.status.base_url", default="https://dev.sunbirded.org/certs/status",
+                   help="vc backend: where status lists are published: <this>/<list>/<purpose>.")
+        ref_option(parser, "cert.vc.status.list", default="1",
+                   help="vc backend: the status list new credentials get an index in (131,072 entries).")
+        ref_option(parser, "cert.vc.publish.dir", default="",
+                   help="vc backend: directory lern-cert-status-lists writes the signed status lists to.")
         ref_option(parser, "cert.status.table", default="certificate_status",
                    help="Table of issued credentials and their status (lern-beam's own, in "
                         "lms-cassandra.keyspace; local/schema.cql).")
@@ -108,6 +122,13 @@ class CertSettings:
     escape_xml: bool = True
     backend: str = "rc"
     status_table: str = "certificate_status"
+    vc_key: str = ""
+    vc_alg: str = "EdDSA"
+    vc_issuer_id: str = "did:web:dev.sunbirded.org"
+    vc_issuer_name: str = "Sunbird"
+    vc_status_base_url: str = "https://dev.sunbirded.org/certs/status"
+    vc_status_list: str = "1"
+    vc_publish_dir: str = ""
     http_timeout_secs: float = 10.0
     http_retries: int = 3
     collection_cache: RedisConfig | None = None  # course metadata (reference: redis.host, collectionCache.id)
@@ -143,6 +164,9 @@ def cert_settings(opts: PipelineOptions, job_name: str) -> CertSettings:
         certreg_table=o["lms_cassandra_certreg_table"], instance_name=o["sunbird_instance_name"],
         claim_table=o["cert_claim_table"], lease_secs=int(o["cert_claim_lease_secs"]),
         escape_xml=bool(o["cert_escape_xml"]), backend=o["cert_backend"], status_table=o["cert_status_table"],
+        vc_key=o["cert_vc_key"], vc_alg=o["cert_vc_alg"], vc_issuer_id=o["cert_vc_issuer_id"],
+        vc_issuer_name=o["cert_vc_issuer_name"], vc_status_base_url=o["cert_vc_status_base_url"],
+        vc_status_list=o["cert_vc_status_list"], vc_publish_dir=o["cert_vc_publish_dir"],
         http_timeout_secs=float(o["http_timeout_secs"]),
         http_retries=int(o["http_retries"]),
         collection_cache=RedisConfig(host=o["redis_host"], port=int(o["redis_port"]),

@@ -11,7 +11,7 @@ from pipelines.domain import merge as M
 from pipelines.io.cassandra import CassandraConfig
 from pipelines.io.redis_store import RedisConfig
 from pipelines.options.fields import parse_bool, ref_option
-from pipelines.options.settings import cassandra_config, dedup_redis_config, values
+from pipelines.options.settings import cassandra_config, dead_letter_outages, dedup_redis_config, values
 
 
 class MergeCoursesOptions(PipelineOptions):
@@ -63,6 +63,7 @@ class MergeSettings:
     assessment: bool = True
     marker_expiry_secs: int = 0
     journal_expiry_secs: int = 604800
+    dead_letter_outages: bool = True  # batch; streaming waits an outage out (restart from checkpoint)
 
 
 def merge_settings(opts: PipelineOptions) -> MergeSettings:
@@ -74,6 +75,7 @@ def merge_settings(opts: PipelineOptions) -> MergeSettings:
     except ValueError as e:
         raise SystemExit(f"course.date.format: {e}") from None
     return MergeSettings(
+        dead_letter_outages=dead_letter_outages(opts),
         cassandra=cassandra_config(opts),
         markers=dedup_redis_config(opts),
         tables={"consumption": o["lms_cassandra_content_consumption_table"],

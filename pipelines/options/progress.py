@@ -26,7 +26,7 @@ class ProgressSettings:
     write_consumption: bool = True  # activity: yes; recompute from stored rows: nothing new to write
     applied_ttl_secs: int = 604800  # dedup-redis.database.expiry: the reference's dedup window
     store_retry: RetryPolicy = RetryPolicy()
-    dead_letter_store_faults: bool = True  # batch: yes; streaming: fail so Flink restarts from a checkpoint
+    dead_letter_outages: bool = True  # batch: yes; streaming: fail so Flink restarts from a checkpoint
 
 
 STREAMING_STORE_RETRY = RetryPolicy(attempts=12, initial_backoff_secs=0.5, max_backoff_secs=30.0)
@@ -56,5 +56,5 @@ def progress_settings(opts, job_name: str, write_consumption: bool) -> ProgressS
         write_consumption=write_consumption,
         applied_ttl_secs=int(o["dedup_redis_database_expiry"]),
         store_retry=RetryPolicy() if bounded else STREAMING_STORE_RETRY,
-        dead_letter_store_faults=bounded,
+        dead_letter_outages=bounded,
     )

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.io.cassandra import CassandraConfig
 from pipelines.io.events import EventIO, KafkaConfig
 from pipelines.io.redis_store import RedisConfig
+
+
+def dead_letter_outages(opts: PipelineOptions) -> bool:
+    """Batch runs dead-letter what a store outage stopped; streaming ones wait it out (restart)."""
+    return not opts.view_as(StandardOptions).streaming
 
 
 def values(opts: PipelineOptions) -> dict[str, Any]:

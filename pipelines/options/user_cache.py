@@ -11,7 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines.domain.user_cache import REMOVABLE_FIELDS, UserFieldRules
 from pipelines.io.redis_store import RedisConfig
 from pipelines.options.fields import add_option, parse_bool, parse_json, ref_option
-from pipelines.options.settings import values
+from pipelines.options.settings import dead_letter_outages, values
 
 DEFAULT_USER_READ_API = "/api/user/v1/read/"
 
@@ -73,6 +73,7 @@ class CacheSettings:
     key_expiry_secs: int | None = None  # the reference never expires user hashes
     http_timeout_secs: float = 10.0
     http_retries: int = 3
+    dead_letter_outages: bool = True  # batch; streaming waits an outage out (restart from checkpoint)
 
 
 def refresh_ids(o: dict) -> list[str]:
@@ -106,6 +107,7 @@ def settings(opts) -> CacheSettings:
         removable_fields=tuple(string_list(o["user_redis_removeable_fields"])),
     )
     return CacheSettings(
+        dead_letter_outages=dead_letter_outages(opts),
         rules=rules, read_fields=o["user_read_url_fields"],
         user_read_url=str(o["service_userorg_basepath"]).rstrip("/") + _read_api_path(o["user_read_api"]),
         framework_read_url=str(o["service_taxonomy_basepath"]).rstrip("/") + str(o["framework_read_api"]),

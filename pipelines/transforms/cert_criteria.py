@@ -33,7 +33,7 @@ from pipelines.io.cert_services import CertServices
 from pipelines.io.redis_store import RedisClient
 from pipelines.metrics import counter
 from pipelines.options.certificates import CertSettings
-from pipelines.transforms.failures import FAILED_TAG, fail
+from pipelines.transforms.failures import FAILED_TAG, fail, raise_outage
 from pipelines.transforms.validate import ValidateEvents, ValidationMetrics
 
 USER_READ_QUERY = "organisations,roles,locations,declarations,externalIds"  # reference: no "fields="
@@ -91,6 +91,7 @@ class _CriteriaFn(beam.DoFn):
         try:
             out, reasons = self._evaluate(req)
         except Exception as e:  # noqa: BLE001 - stores/services down after retries: dead-letter with the reason
+            raise_outage(e, self.s.dead_letter_outages)
             self.c["failed-events-count"].inc()
             yield fail(self.s.job_name, f"certificate pre-processing failed: {e}", event, stage="preprocess")
             return

@@ -33,7 +33,7 @@ from pipelines.io.search import CollectionStatus, SearchError, TTLCache
 from pipelines.metrics import counter
 from pipelines.options.progress import ProgressSettings
 from pipelines.transforms.batching import ShardedBatches
-from pipelines.transforms.failures import FAILED_TAG, fail
+from pipelines.transforms.failures import FAILED_TAG, fail, raise_outage
 
 AUDIT_TAG, CERT_TAG, PROCESSED_TAG, CONFIRM_TAG = "audit", "certissue", "processed", "confirm"
 TRANSIENT_STORE = CASSANDRA_TRANSIENT + REDIS_TRANSIENT
@@ -75,11 +75,6 @@ def _cql(settings: ProgressSettings) -> dict[str, str]:
                                         "progress = ?, contentstatus = ?, datetime = ? "
                                         "WHERE userid = ? AND courseid = ? AND batchid = ?",
     }
-
-
-class StoreUnavailable(Exception):
-    """A store still failing after the retry budget; in streaming the bundle fails and Flink restarts
-    the job from its checkpoint instead of dead-lettering good events."""
 
 
 @dataclass
@@ -368,11 +363,9 @@ class _ComputeProgressFn(beam.DoFn):
                                        f"(status {status})", "relation-cache")
 
     def _store_fault(self, work_groups: Iterable[list[Work]], reason: str, stage: str, error: Exception):
-        """Batch: dead-letter with the reason (replay-failed re-drives it). Streaming: fail the
-        bundle, so Flink restarts from its checkpoint and good events are never dead-lettered
-        because a store blinked."""
-        if not self.s.dead_letter_store_faults:
-            raise StoreUnavailable(reason) from error
+        """An outage in streaming fails the bundle (``raise_outage``); anything else, or any fault
+        in batch, is dead-lettered with the reason (``lern-replay-failed`` re-drives it)."""
+        raise_outage(error, self.s.dead_letter_outages)
         yield from self._fail(work_groups, reason, stage)
 
     def _fail(self, work_groups: Iterable[list[Work]], reason: str, stage: str):
@@ -417,8 +410,7 @@ class _ConfirmCompletionsFn(beam.DoFn):
         try:
             self.db.execute_batches([(self.cql, r) for r in rows], max_statements=BATCH_STATEMENTS)
         except Exception as e:
-            if not self.s.dead_letter_store_faults:
-                raise StoreUnavailable(f"confirming completions failed: {e}") from e
+            raise_outage(e, self.s.dead_letter_outages)
             # Batch: the only cost of a lost confirmation is one re-emission (same ids) on a replay.
             self.unconfirmed.inc(len(confirms))
             return

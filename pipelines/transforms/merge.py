@@ -32,7 +32,7 @@ from pipelines.io.redis_store import RedisClient
 from pipelines.metrics import counter
 from pipelines.options.merge import MergeSettings
 from pipelines.transforms.batching import ShardedBatches
-from pipelines.transforms.failures import FAILED_TAG, fail
+from pipelines.transforms.failures import FAILED_TAG, fail, raise_outage
 from pipelines.transforms.validate import ValidateEvents, ValidationMetrics
 
 SYNC_TAG, ENROLMENT_SYNC_TAG, ASSESSMENT_TAG = "sync", "enrolment_sync", "assessment"
@@ -129,6 +129,7 @@ class _MergeFn(beam.DoFn):
         try:
             outputs = self._run(work.request, work.event)
         except Exception as e:  # noqa: BLE001 - after retries: dead-letter with the reason, never crash
+            raise_outage(e, self.s.dead_letter_outages)
             log.warning("merge %s -> %s failed at %s: %s", work.request.from_user, work.request.to_user,
                         self.step, e)
             self.c[FAILED_METRIC].inc()

@@ -48,7 +48,7 @@ from pipelines.io.search import TTLCache
 from pipelines.metrics import counter
 from pipelines.options.assessment import AssessmentSettings
 from pipelines.transforms.batching import ShardedBatches
-from pipelines.transforms.failures import FAILED_TAG, fail
+from pipelines.transforms.failures import FAILED_TAG, fail, raise_outage
 
 CERT_TAG = "certissue"
 log = logging.getLogger(__name__)
@@ -165,7 +165,8 @@ class _CheckContentFn(beam.DoFn):
 
         try:
             values = self.redis.call(run, "relation cache smembers")
-        except Exception as e:  # noqa: BLE001 - after retries: dead-letter the batch with the reason
+        except Exception as e:  # noqa: BLE001 - after retries: dead-letter the batch (batch) or restart (streaming)
+            raise_outage(e, self.s.dead_letter_outages)
             for a in attempts:
                 self.c["failed-event-count"].inc()
                 yield _fail(self.s.job_name, f"relation cache unavailable: {e}", a, "content-check")
@@ -283,6 +284,7 @@ class _QuestionCountFn(beam.DoFn):
         try:
             raw = self.redis.call(run, "content cache get")
         except Exception as e:  # noqa: BLE001 - after retries
+            raise_outage(e, self.s.dead_letter_outages)
             for a in checked:
                 self.c["failed-event-count"].inc()
                 yield _fail(self.s.job_name, f"content cache unavailable: {e}", a, "question-count")
@@ -299,6 +301,7 @@ class _QuestionCountFn(beam.DoFn):
             try:
                 totals[cid] = self.api.total(cid)
             except (ContentReadError, A.InvalidAssessment) as e:
+                raise_outage(e, self.s.dead_letter_outages)
                 totals[cid] = e
         for a in checked:
             self.c["cache-hit-count"].inc()  # the reference counts every content-cache read as a hit
@@ -393,6 +396,7 @@ class _StoreAttemptsFn(beam.DoFn):
         try:
             return list(self.db.execute_many(cql, params))
         except (RuntimeError, *CASSANDRA_TRANSIENT) as e:
+            raise_outage(e, self.s.dead_letter_outages)
             return [e] * len(params)
         except Exception:  # noqa: BLE001 - a bad row: find which one
             out: list[list | Exception] = []
@@ -408,6 +412,7 @@ class _StoreAttemptsFn(beam.DoFn):
         try:
             self._check_udt()
         except Exception as e:  # noqa: BLE001 - schema or connection problem: dead-letter, do not crash
+            raise_outage(e, self.s.dead_letter_outages)
             for a in attempts:
                 self.c["failed-event-count"].inc()
                 yield _fail(self.s.job_name, f"assessment store unavailable: {e}", a, "attempt-upsert")

@@ -21,7 +21,7 @@ from pipelines.io.redis_store import RedisClient, RedisConfig
 from pipelines.io.user_api import UserApi, UserApiUnavailable
 from pipelines.metrics import counter
 from pipelines.options.user_cache import CacheSettings
-from pipelines.transforms.failures import FAILED_TAG, fail
+from pipelines.transforms.failures import FAILED_TAG, fail, raise_outage
 
 UPDATED_TAG = "updated"
 
@@ -113,6 +113,7 @@ class _UpdateFn(beam.DoFn):
         try:
             _write(self.redis, update, self.s.rules.removable_fields, self.s.key_expiry_secs)
         except Exception as e:  # noqa: BLE001 - Redis down after retries
+            raise_outage(e, self.s.dead_letter_outages)
             self.failed.inc()
             yield self._fail(item, f"user cache write failed: {e}", "write")
             return

@@ -271,6 +271,7 @@ def test_merge_writes_every_row_of_the_target_and_leaves_the_source_alone(cql, m
 
     assert json.loads(markers.get(M.marker_keys(F, T)[1]))["mid"] == f"{run_id}-m1"
     assert totals == {
+        "input-record-count": 1,  # lern-beam's own accounting, every job
         "parsed-event-count": 1, "total-events-count": 1, "merge-action-count": 1, "success-events-count": 1,
         "db-update-user-course-batch": 3, "enrolment-sync-request-count": 3, "assessment-recompute-request-count": 2,
         "consumption-merged-count": 2, "consumption-copied-count": 1, "case-insensitive-match-count": 1,

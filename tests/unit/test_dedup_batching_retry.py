@@ -92,3 +92,24 @@ def test_retry_does_not_retry_non_transient_errors():
 def test_backoff_is_capped():
     delays = RetryPolicy(attempts=8, initial_backoff_secs=1, max_backoff_secs=3).delays()
     assert len(delays) == 7 and max(delays) <= 3 * 1.2
+
+
+def test_an_outage_fails_a_streaming_bundle_and_is_dead_lettered_in_batch():
+    import pytest
+    import redis as redis_lib
+
+    from pipelines.io.http import TransientHttpError
+    from pipelines.io.retry import RetriesExhausted
+    from pipelines.transforms.failures import StoreUnavailable, raise_outage
+
+    for outage in (redis_lib.ConnectionError("down"), RetriesExhausted("3 statements still failing"),
+                   TransientHttpError("503")):
+        raise_outage(outage, dead_letter=True)  # batch: the caller dead-letters it
+        with pytest.raises(StoreUnavailable):
+            raise_outage(outage, dead_letter=False)
+    try:
+        raise ValueError("content read API unavailable") from TransientHttpError("502")
+    except ValueError as wrapped:
+        with pytest.raises(StoreUnavailable, match="content read API unavailable"):
+            raise_outage(wrapped, dead_letter=False)
+    raise_outage(ValueError("a bad value is the event's fault"), dead_letter=False)  # dead-lettered in both
