@@ -117,8 +117,9 @@ def rewrite_relation_cache(client, root_id: str, sets: dict[str, list[str]], mar
     With a ``marker_token``, the old required contents (course and units) are read after the
     ``WATCH`` and compared with the new ones; when they differ, the same transaction sets
     ``lern-beam:recompute-pending:<root>`` to the token. The reads sit between ``WATCH`` and
-    ``EXEC``, so a concurrent rewrite of the collection (which always rewrites the index) aborts
-    this one, which then runs again on what that one wrote: the comparison is always against the
+    ``EXEC``, so a concurrent rewrite of the collection (which always rewrites the index, also
+    watched with the course's own two sets) aborts this one, which then runs again on what that
+    one wrote: the comparison is always against the
     cache this write replaces. Without a token nothing is read or compared (detection off).
     """
     index = key_index(root_id)
@@ -146,7 +147,9 @@ def rewrite_relation_cache(client, root_id: str, sets: dict[str, list[str]], mar
             pipe.set(redis_bytes(recompute_pending_key(root_id)), marker_token)
         return Rewrite(len(stale), changed)
 
-    return client.transaction(txn, index, value_from_callable=True)
+    watched = [index] if marker_token is None else [
+        index, *(redis_bytes(relation_key(root_id, root_id, kind)) for kind in (LEAF_NODES, OPTIONAL_NODES))]
+    return client.transaction(txn, *watched, value_from_callable=True)
 
 
 def write_units(client, units: dict[str, str]) -> None:
