@@ -119,8 +119,8 @@ def rewrite_relation_cache(client, root_id: str, sets: dict[str, list[str]], mar
     ``lern-beam:recompute-pending:<root>`` to the token. The reads sit between ``WATCH`` and
     ``EXEC``, so a concurrent rewrite of the collection (which always rewrites the index, also
     watched with the course's own two sets) aborts this one, which then runs again on what that
-    one wrote: the comparison is always against the
-    cache this write replaces. Without a token nothing is read or compared (detection off).
+    one wrote: the comparison is always against the cache this write replaces. Without a token
+    nothing is read or compared (detection off).
     """
     index = key_index(root_id)
     new = {redis_bytes(k): [redis_bytes(m) for m in members] for k, members in sets.items()}
