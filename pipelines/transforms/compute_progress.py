@@ -413,8 +413,9 @@ class _ConfirmCompletionsFn(beam.DoFn):
             raise_outage(e, self.s.dead_letter_outages)
             # Batch: the only cost of a lost confirmation is one re-emission (same ids) on a replay.
             self.unconfirmed.inc(len(confirms))
-            return
+            return []
         self.confirmed.inc(len(confirms))
+        return []  # a sink step: nothing goes on
 
 
 class ComputeProgress(beam.PTransform):
