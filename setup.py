@@ -30,6 +30,7 @@ setup(
             ("merge-courses", "merge_courses"), ("user-cache", "user_cache"), ("notification", "notification"),
             ("smoke", "smoke"), ("replay-failed", "replay_failed"),
             ("cert-status", "cert_status"), ("cert-bulk-status", "cert_bulk_status"),
+            ("cert-status-lists", "cert_status_lists"), ("cert-verify", "cert_verify"),
         )
     ] + ["lern-flink=pipelines.runner:main"]},
 )

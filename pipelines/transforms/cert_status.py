@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 AUDIT_TAG = "audit"
 VALIDATION = ValidationMetrics(failed="failed-events-count", skipped="skipped-event-count",
                                total="total-events-count")
-STATUS_COLUMNS = "cert_id, status, version, userid, courseid, batchid, changed_at, change_request"
+STATUS_COLUMNS = "cert_id, backend, status, version, userid, courseid, batchid, changed_at, change_request"
 NOOP_METRIC = {"duplicate": "duplicate-change-count", "stale": "stale-change-count",
                "terminal": "terminal-change-count"}
 
@@ -105,7 +105,7 @@ class _ChangeStatusFn(beam.DoFn):
                 self.c[NOOP_METRIC[d.kind]].inc()
                 self.c["skipped-event-count"].inc()
                 return None
-            if d.kind == "apply" and d.status == S.REVOKED and self.rc is not None:
+            if d.kind == "apply" and d.status == S.REVOKED and self.rc is not None and row.get("backend") != "vc":
                 done = self.rc.revoke(req.certificate_id)
                 self.c["rc-already-revoked-count" if done == "already-revoked" else "rc-revoke-count"].inc()
             version = row.get("version")

@@ -38,8 +38,10 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from pipelines.domain import certificates as C
+from pipelines.domain import vc as V
 from pipelines.io.cassandra import CassandraClient
 from pipelines.io.rc import RCClient, RCUnavailable
+from pipelines.io.vc_keys import key_id, load_signing_key
 from pipelines.metrics import counter
 from pipelines.options.certificates import CertSettings
 from pipelines.transforms.failures import FAILED_TAG, fail
@@ -96,6 +98,18 @@ class _IssueFn(beam.DoFn):
             "status_old": f"INSERT INTO {status} (cert_id, backend, status, version, userid, courseid, batchid, "
                           "superseded_by, changed_at) VALUES (?, ?, 'superseded', 1, ?, ?, ?, ?, 0) IF NOT EXISTS",
         }
+
+        self.vc = None
+        if self.s.backend == "vc":
+            key = load_signing_key(self.s.vc_key)
+            self.vc = (key, key_id(self.s.vc_issuer_id, key))
+            index = f"{ks}.{self.s.status_table}_index"
+            self.cql.update({
+                "vc_row": f"SELECT issued_at, list_id, status_index FROM {status} WHERE cert_id = ?",
+                "vc_take": f"INSERT INTO {index} (list_id, idx, cert_id) VALUES (?, ?, ?) IF NOT EXISTS",
+                "vc_index": f"UPDATE {status} SET list_id = ?, status_index = ? WHERE cert_id = ?",
+                "vc_credential": f"UPDATE {status} SET credential = ? WHERE cert_id = ?",
+            })
 
     def teardown(self):
         self.rc.close()
@@ -177,7 +191,7 @@ class _IssueFn(beam.DoFn):
                 return None
             self.c["claim-takeover-count"].inc()
         try:
-            osid = existing.get("osid")
+            osid = cert_id if self.vc else existing.get("osid")  # vc: the credential is urn:uuid:<cert_id>
             if not osid:
                 if existing:
                     osid = self._rc_find(req, user_id)
@@ -186,6 +200,8 @@ class _IssueFn(beam.DoFn):
                 self._owned(self.db.execute(self.cql["created"], (osid, datetime.now(tz=UTC), cert_id, owner)))
             completed_on = self._record(req, user_id, osid)
             self._record_status(req, user_id, cert_id, osid)
+            if self.vc:
+                self._vc_issue(req, recipient, user_id, cert_id)
             self._owned(self.db.execute(self.cql["issued"], (datetime.now(tz=UTC), cert_id, owner)))
         except Exception:
             try:  # release the lease at once, so a replay of the failed event can take over
@@ -214,7 +230,7 @@ class _IssueFn(beam.DoFn):
             current = row.get("issued_certificates")
             updated = C.issued_certificates_after(
                 current, req.name, osid, datetime.now(tz=UTC), str(req.edata.get("svgTemplate") or ""),
-                self.s.rc_entity, self.s.rc_enabled)
+                self.s.rc_entity if self.vc is None else "OpenBadgeCredential", self.s.rc_enabled)
             res = self.db.execute(self.cql["set_certs"], (updated, user_id, req.course_id, req.batch_id,
                                                           current if current else None))
             if res and res[0][0]:
@@ -243,6 +259,35 @@ class _IssueFn(beam.DoFn):
             if self.db.execute(self.cql["status_supersede"], (osid, (version or 0) + 1, req.old_id, version))[0][0]:
                 return
         raise RuntimeError(f"certificate {req.old_id} kept changing while it was being superseded")
+
+    # ------------------------------------------------------------------------------------ VC
+
+    def _vc_issue(self, req: C.GenerateRequest, recipient: dict, user_id: str, cert_id: str) -> None:
+        """``--cert_backend=vc``: a status list index taken once (first free candidate, ``IF NOT EXISTS``),
+        then the signed credential, built only from the stored issuance (so a replay writes the same bytes)."""
+        row = self.db.execute(self.cql["vc_row"], (cert_id,))[0]
+        list_id, index = row.list_id, row.status_index
+        if index is None:
+            list_id = self.s.vc_status_list
+            for candidate in V.status_index_candidates(cert_id):
+                took = self.db.execute(self.cql["vc_take"], (list_id, candidate, cert_id))[0]
+                if took[0] or took._asdict().get("cert_id") == cert_id:
+                    index = candidate
+                    break
+            else:
+                raise RuntimeError(f"status list {list_id} has no free index for {cert_id}: start a new list")
+            self.db.execute(self.cql["vc_index"], (list_id, index, cert_id))
+        edata = req.edata
+        credential = V.badge_credential(
+            cert_id, row.issued_at.replace(tzinfo=UTC),
+            issuer={"id": self.s.vc_issuer_id, "name": self.s.vc_issuer_name}, recipient_id=user_id,
+            recipient_name=str(recipient.get("recipientName") or ""),
+            achievement_id=f"urn:sunbird:certificate-template:{req.template_id}", name=req.name,
+            narrative=str((edata.get("criteria") or {}).get("narrative") or ""), course_id=req.course_id,
+            course_name=str(edata.get("courseName") or ""), batch_id=req.batch_id,
+            status_base_url=self.s.vc_status_base_url, list_id=list_id, index=index)
+        key, kid = self.vc
+        self.db.execute(self.cql["vc_credential"], (V.sign_jwt(credential, key, self.s.vc_alg, kid), cert_id))
 
     # ------------------------------------------------------------------------------------ RC
 
