@@ -174,3 +174,26 @@ def _generate_request(event: dict):
     from pipelines.domain.certificates import generate_requests
 
     return generate_requests(event)[0]
+
+
+def test_vc_index_collision_takes_the_next_candidate(cql, tmp_path, run_id):
+    """The first candidate index of the credential is held by another: the LWT moves it to the next."""
+    from pipelines.domain import certificates as C
+    from pipelines.domain import vc as V
+
+    key_path, public = setup_key(tmp_path)
+    c = seed(cql, run_id, {"a": {}})
+    cert_id = C.certificate_id(c["uid"]("a"), c["course"], c["batch"], c["tmpl"])
+    first, second = list(V.status_index_candidates(cert_id))[:2]
+    cql.execute("INSERT INTO certificate_status_index (list_id, idx, cert_id) VALUES (%s, %s, 'someone-else')",
+                (run_id, first))
+    _, gen, _ = preprocess(tmp_path, "pre", [issue_request(c, "a")])
+    vc = ("--cert_backend", "vc", "--cert_vc_key", key_path, "--cert_vc_status_list", run_id)
+    totals, _, failed = generate(tmp_path, "gen", gen, *vc)
+    assert failed == [] and totals["success-events-count"] == 1
+    row = cql.execute("SELECT status_index, credential FROM certificate_status WHERE cert_id = %s", (cert_id,)).one()
+    assert row.status_index == second
+    assert verified(row.credential, public)["credentialStatus"][0]["statusListIndex"] == str(second)
+    held = {r.idx: r.cert_id for r in cql.execute("SELECT idx, cert_id FROM certificate_status_index "
+                                                  "WHERE list_id = %s", (run_id,))}
+    assert held == {first: "someone-else", second: cert_id}
