@@ -213,3 +213,10 @@ def row_from_rc_record(record: Mapping[str, Any]) -> dict[str, Any]:
     revoked = str(record.get("status") or "").upper() == "REVOKED"
     return {"userid": str(recipient.get("id") or ""), "courseid": str(training.get("id") or ""),
             "batchid": str(training.get("batchId") or ""), "status": REVOKED if revoked else ACTIVE}
+
+
+def issued_certificates_without(current: list[Mapping[str, Any]] | None, cert_id: str) -> list[dict] | None:
+    """``issued_certificates`` without the entry of ``cert_id`` (``cert.status.update.enrolment``), or
+    ``None`` when it has no such entry (nothing to write)."""
+    kept = [dict(c) for c in (current or []) if c.get("identifier") != cert_id]
+    return kept if len(kept) != len(current or []) else None

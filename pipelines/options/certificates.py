@@ -73,6 +73,9 @@ class CertOptions(PipelineOptions):
                    help="vc backend: the status list new credentials get an index in (131,072 entries).")
         ref_option(parser, "cert.vc.publish.dir", default="",
                    help="vc backend: directory lern-cert-status-lists writes the signed status lists to.")
+        ref_option(parser, "cert.status.update.enrolment", default=False, type=parse_bool,
+                   help="certificate-status-updater: also remove a revoked certificate from "
+                        "user_enrolments.issued_certificates (default: left there, as the reference leaves it).")
         ref_option(parser, "cert.status.table", default="certificate_status",
                    help="Table of issued credentials and their status (lern-beam's own, in "
                         "lms-cassandra.keyspace; local/schema.cql).")
@@ -122,6 +125,7 @@ class CertSettings:
     escape_xml: bool = True
     backend: str = "rc"
     status_table: str = "certificate_status"
+    status_update_enrolment: bool = False
     vc_key: str = ""
     vc_alg: str = "EdDSA"
     vc_issuer_id: str = "did:web:dev.sunbirded.org"
@@ -164,6 +168,7 @@ def cert_settings(opts: PipelineOptions, job_name: str) -> CertSettings:
         certreg_table=o["lms_cassandra_certreg_table"], instance_name=o["sunbird_instance_name"],
         claim_table=o["cert_claim_table"], lease_secs=int(o["cert_claim_lease_secs"]),
         escape_xml=bool(o["cert_escape_xml"]), backend=o["cert_backend"], status_table=o["cert_status_table"],
+        status_update_enrolment=bool(o["cert_status_update_enrolment"]),
         vc_key=o["cert_vc_key"], vc_alg=o["cert_vc_alg"], vc_issuer_id=o["cert_vc_issuer_id"],
         vc_issuer_name=o["cert_vc_issuer_name"], vc_status_base_url=o["cert_vc_status_base_url"],
         vc_status_list=o["cert_vc_status_list"], vc_publish_dir=o["cert_vc_publish_dir"],

@@ -51,7 +51,7 @@ class _ChangeStatusFn(beam.DoFn):
     METRICS = ("success-events-count", "failed-events-count", "skipped-event-count", "status-changed-count",
                "status-advanced-count", "duplicate-change-count", "stale-change-count", "terminal-change-count",
                "unknown-certificate-count", "backfilled-certificate-count", "rc-revoke-count",
-               "rc-already-revoked-count", "status-conflict-count")
+               "rc-already-revoked-count", "status-conflict-count", "db-update-user-enrollment-count")
     ATTEMPTS = 10
 
     def __init__(self, s: CertSettings):
@@ -70,6 +70,12 @@ class _ChangeStatusFn(beam.DoFn):
             "change": f"UPDATE {table} SET status = ?, version = ?, changed_at = ?, change_request = ?, reason = ?, "
                       "requested_by = ? WHERE cert_id = ? IF version = ?",
         }
+        if self.s.status_update_enrolment:
+            enrolments = f"{self.s.cassandra.keyspace}.{self.s.tables['enrolments']}"
+            self.cql["issued"] = (f"SELECT issued_certificates FROM {enrolments} WHERE userid = ? AND courseid = ? "
+                                  "AND batchid = ?")
+            self.cql["unlist"] = (f"UPDATE {enrolments} SET issued_certificates = ? WHERE userid = ? AND courseid = ? "
+                                  "AND batchid = ? IF issued_certificates = ?")
 
     def teardown(self):
         if self.rc is not None:
@@ -101,7 +107,11 @@ class _ChangeStatusFn(beam.DoFn):
             if problem:
                 return problem
             d = S.decide(row, req)
+            # cert.status.update.enrolment: also on a replayed revoke, so a crash after the commit is repaired
+            unlist = self.s.status_update_enrolment and req.change == "revoke" and d.status == S.REVOKED
             if not d.writes:
+                if unlist:
+                    self._unlist(req.certificate_id, row)
                 self.c[NOOP_METRIC[d.kind]].inc()
                 self.c["skipped-event-count"].inc()
                 return None
@@ -113,6 +123,8 @@ class _ChangeStatusFn(beam.DoFn):
                 d.status, (version or 0) + 1, req.requested_at, req.request_id, req.reason or None,
                 req.requested_by or None, req.certificate_id, version))
             if res and res[0][0]:
+                if unlist:
+                    self._unlist(req.certificate_id, row)
                 self.c["success-events-count"].inc()
                 if d.kind == "advance":
                     self.c["status-advanced-count"].inc()
@@ -121,6 +133,23 @@ class _ChangeStatusFn(beam.DoFn):
                 return S.status_audit_event(req, row, d.status)
             self.c["status-conflict-count"].inc()  # another worker committed first: decide again
         raise RuntimeError(f"certificate {req.certificate_id} kept changing under concurrent writers")
+
+    def _unlist(self, cert_id: str, row: dict) -> None:
+        """``cert.status.update.enrolment``: the certificate out of ``issued_certificates`` (compare-and-set,
+        so a concurrent issuance of another template is kept; idempotent)."""
+        key = (row.get("userid"), row.get("courseid"), row.get("batchid"))
+        if not all(key):
+            return
+        for _ in range(self.ATTEMPTS):
+            found = self.db.execute(self.cql["issued"], key)
+            current = found[0].issued_certificates if found else None
+            updated = S.issued_certificates_without(current, cert_id)
+            if updated is None:
+                return
+            if self.db.execute(self.cql["unlist"], (updated, *key, current))[0][0]:
+                self.c["db-update-user-enrollment-count"].inc()
+                return
+        raise RuntimeError(f"issued_certificates of {key} kept changing under concurrent writers")
 
     def _row(self, cert_id: str) -> dict | None:
         rows = self.db.execute(self.cql["read"], (cert_id,))

@@ -197,3 +197,25 @@ def test_vc_index_collision_takes_the_next_candidate(cql, tmp_path, run_id):
     held = {r.idx: r.cert_id for r in cql.execute("SELECT idx, cert_id FROM certificate_status_index "
                                                   "WHERE list_id = %s", (run_id,))}
     assert held == {first: "someone-else", second: cert_id}
+
+
+def test_revoked_certificate_leaves_issued_certificates_unless_the_flag_says_so(cql, tmp_path, run_id):
+    key_path, _ = setup_key(tmp_path)
+    c, _, vc, rows = issue(cql, tmp_path, run_id, key_path, users=("a",))
+    cert_id = rows["a"].cert_id
+
+    def listed():
+        row = cql.execute("SELECT issued_certificates FROM user_enrolments WHERE userid = %s AND courseid = %s AND "
+                          "batchid = %s", (c["uid"]("a"), c["course"], c["batch"])).one()
+        return [x["identifier"] for x in (row.issued_certificates or [])]
+
+    assert listed() == [cert_id]
+    revoke = [S.status_request_event(cert_id, "revoke", 1_800_000_000_000, "r1")]
+    totals, _ = run_job(cert_status, tmp_path, "plain", revoke, *vc, extra_groups=(CertOptions,))
+    assert totals["status-changed-count"] == 1 and listed() == [cert_id]  # as the reference leaves it
+    flag = ("--cert_status_update_enrolment", "true")
+    totals, _ = run_job(cert_status, tmp_path, "flag", revoke, *vc, *flag, extra_groups=(CertOptions,))
+    assert totals["duplicate-change-count"] == 1 and totals["db-update-user-enrollment-count"] == 1
+    assert listed() == []
+    totals, _ = run_job(cert_status, tmp_path, "again", revoke, *vc, *flag, extra_groups=(CertOptions,))
+    assert totals.get("db-update-user-enrollment-count", 0) == 0 and listed() == []

@@ -141,3 +141,10 @@ def test_the_status_jobs_answer_help(module, flag):
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert flag in r.stdout and "--kafka_input_topic" in r.stdout
+
+
+def test_issued_certificates_without_the_revoked_one():
+    current = [{"name": "A", "identifier": "1-a"}, {"name": "B", "identifier": "1-b"}]
+    assert S.issued_certificates_without(current, "1-a") == [{"name": "B", "identifier": "1-b"}]
+    assert S.issued_certificates_without(current, "1-x") is None
+    assert S.issued_certificates_without(None, "1-a") is None
