@@ -4,6 +4,7 @@ writes them, signed, to the publish directory (``--cert_vc_publish_dir``).
     python -m pipelines.cert_status_lists --cert_vc_publish_dir=/srv/status [--cert_vc_key=key.jwk]
     python -m pipelines.cert_status_lists keys generate --alg EdDSA --out key.jwk
     python -m pipelines.cert_status_lists keys export-jwks --key key.jwk --issuer did:web:example.org
+    python -m pipelines.cert_status_lists keys did-web --key key.jwk --issuer did:web:example.org > did.json
 
 Every list is rebuilt from the ``certificate_status`` rows (a revoked or superseded credential sets
 its bit in ``<list>/revocation``, a suspended one in ``<list>/suspension``), so a lost or damaged
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from pipelines.domain import vc as V
 from pipelines.io.cassandra import CassandraClient
-from pipelines.io.vc_keys import generate_key, key_id, load_signing_key, public_jwks
+from pipelines.io.vc_keys import did_web_document, generate_key, key_id, load_signing_key, public_jwks
 from pipelines.options.certificates import CertOptions, CertSettings, cert_settings
 from pipelines.options.cli import parse_job_options
 
@@ -74,6 +75,9 @@ def keys_main(argv: Sequence[str]) -> int:
     exp = sub.add_parser("export-jwks", help="the public JWKS of a key, to stdout")
     exp.add_argument("--key", default="")
     exp.add_argument("--issuer", required=True)
+    did = sub.add_parser("did-web", help="the did:web document (did.json) holding the public key, to stdout")
+    did.add_argument("--key", default="")
+    did.add_argument("--issuer", required=True, help="did:web:<host>")
     a = ap.parse_args(argv)
     if a.cmd == "generate":
         fd = os.open(a.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -82,7 +86,8 @@ def keys_main(argv: Sequence[str]) -> int:
         print(f"wrote {a.out}")
         return 0
     key = load_signing_key(a.key)
-    print(json.dumps(public_jwks(key, key_id(a.issuer, key)), indent=2))
+    kid = key_id(a.issuer, key)
+    print(json.dumps(did_web_document(a.issuer, key, kid) if a.cmd == "did-web" else public_jwks(key, kid), indent=2))
     return 0
 
 

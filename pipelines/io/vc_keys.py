@@ -64,3 +64,16 @@ def key_id(issuer_id: str, key: jwk.JWK) -> str:
 def public_jwks(key: jwk.JWK, kid: str) -> dict[str, Any]:
     pub = json.loads(key.export_public())
     return {"keys": [{**pub, "kid": kid}]}
+
+
+def did_web_document(issuer_id: str, key: jwk.JWK, kid: str) -> dict[str, Any]:
+    """The ``did.json`` of a ``did:web`` issuer holding its public key (served at
+    ``https://<host>/.well-known/did.json``), so a verifier resolving the issuer finds ``kid``."""
+    if not issuer_id.startswith("did:web:"):
+        raise ValueError(f"{issuer_id} is not a did:web identifier")
+    pub = json.loads(key.export_public())
+    return {"@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1"],
+            "id": issuer_id,
+            "verificationMethod": [{"id": kid, "type": "JsonWebKey2020", "controller": issuer_id,
+                                    "publicKeyJwk": pub}],
+            "assertionMethod": [kid]}

@@ -212,3 +212,23 @@ def test_verify_dates_and_unknown_status():
     assert check(with_index("131072"), jwks, lists) == V.STATUS_UNKNOWN
     expiring = V.sign_jwt({**credential(), "validUntil": "2024-12-31T00:00:00Z"}, key, "EdDSA", kid)
     assert check(expiring, jwks, lists) == V.EXPIRED
+
+
+def test_keys_commands_generate_export_and_did_web(tmp_path, capsys):
+    from pipelines import cert_status_lists
+
+    path = tmp_path / "k.jwk"
+    assert cert_status_lists.main(["keys", "generate", "--alg", "EdDSA", "--out", str(path)]) == 0
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    key = vc_keys.load_signing_key(str(path))
+    capsys.readouterr()
+    assert cert_status_lists.main(["keys", "export-jwks", "--key", str(path), "--issuer", "did:web:x.org"]) == 0
+    jwks = json.loads(capsys.readouterr().out)
+    assert jwks["keys"][0]["kid"] == vc_keys.key_id("did:web:x.org", key) and "d" not in jwks["keys"][0]
+    assert cert_status_lists.main(["keys", "did-web", "--key", str(path), "--issuer", "did:web:x.org"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["id"] == "did:web:x.org" and doc["assertionMethod"] == [jwks["keys"][0]["kid"]]
+    assert doc["verificationMethod"][0]["publicKeyJwk"]["x"] == jwks["keys"][0]["x"]
+    assert "d" not in doc["verificationMethod"][0]["publicKeyJwk"]
+    with pytest.raises(ValueError, match="not a did:web"):
+        vc_keys.did_web_document("https://x.org", key, "k")
