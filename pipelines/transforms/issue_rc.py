@@ -41,7 +41,6 @@ from pipelines.domain import certificates as C
 from pipelines.domain import vc as V
 from pipelines.io.cassandra import CassandraClient
 from pipelines.io.rc import RCClient, RCUnavailable
-from pipelines.io.vc_keys import key_id, load_signing_key
 from pipelines.metrics import counter
 from pipelines.options.certificates import CertSettings
 from pipelines.transforms.failures import FAILED_TAG, fail
@@ -101,6 +100,8 @@ class _IssueFn(beam.DoFn):
 
         self.vc = None
         if self.s.backend == "vc":
+            from pipelines.io.vc_keys import key_id, load_signing_key  # jwcrypto: needed by the vc backend only
+
             key = load_signing_key(self.s.vc_key)
             self.vc = (key, key_id(self.s.vc_issuer_id, key))
             index = f"{ks}.{self.s.status_table}_index"
