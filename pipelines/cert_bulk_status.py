@@ -49,8 +49,8 @@ def build(p: beam.Pipeline, opts) -> None:
 
     rows = p | "Select" >> SelectCertificates(cert_settings(opts, JOB_NAME), o["course_id"], o["batch_id"],
                                               o["bulk_issued_from"], o["bulk_issued_to"])
-    rows | "ToRequest" >> beam.Map(to_request) | "WriteRequests" >> WriteEvents(job.event_io(opts),
-                                                                                o["kafka_output_topic"])
+    rows | "ToRequest" >> beam.Map(to_request) | "WriteRequests" >> WriteEvents(
+        job.event_io(opts), o["kafka_output_topic"], key_fn=S.request_key)
 
 
 main = job.entrypoint(build, defaults, extra_groups=(CertOptions, CertBulkOptions))

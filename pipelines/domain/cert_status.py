@@ -188,6 +188,13 @@ def status_request_event(certificate_id: str, change: str, requested_at: int, re
             "edata": {k: v for k, v in edata.items() if v != ""}}
 
 
+def request_key(event: Mapping[str, Any]) -> str | None:
+    """The Kafka key of a status request: its certificate id (one certificate, one partition, in order)."""
+    edata = event.get("edata")
+    cert_id = edata.get("certificateId") if isinstance(edata, Mapping) else None
+    return cert_id if isinstance(cert_id, str) else None
+
+
 def bulk_request_id(run_id: str, certificate_id: str) -> str:
     """One bulk run's request for one certificate: re-running the same run replays the same requests."""
     return f"bulk-{uuid.uuid5(STATUS_NAMESPACE, f'bulk|{run_id}|{certificate_id}')}"

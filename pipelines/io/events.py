@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,33 +103,39 @@ class ReadEvents(beam.PTransform):
         return raw | "ParseEvents" >> ParseEvents(self.job_name, self.io.max_event_bytes, self.failed_metric)
 
 
-def kafka_key(event: dict[str, Any], value: bytes) -> bytes:
-    """The record key: the event's ``mid`` as the reference does.
+KeyFn = Callable[[dict[str, Any]], str | None]
+
+
+def kafka_key(event: dict[str, Any], value: bytes, key_fn: KeyFn | None = None) -> bytes:
+    """The record key: ``key_fn(event)`` when a topic is keyed by something else (certificate
+    status requests: the certificate id, so one certificate's changes stay in order on one
+    partition), else the event's ``mid`` as the reference does.
 
     The reference sends a null key when ``mid`` is absent; Beam's Python ``WriteToKafka`` cannot
     carry a null key, so such records get a digest of their value: still spread across partitions,
     and the same event always lands on the same one.
     """
-    mid = event.get("mid")
-    if isinstance(mid, str) and mid:
-        return mid.encode()
+    key = key_fn(event) if key_fn is not None else event.get("mid")
+    if isinstance(key, str) and key:
+        return key.encode()
     return hashlib.md5(value).hexdigest().encode()
 
 
-def to_kafka_record(event: dict[str, Any], keep_nulls: bool = False) -> tuple[bytes, bytes]:
+def to_kafka_record(event: dict[str, Any], keep_nulls: bool = False,
+                    key_fn: KeyFn | None = None) -> tuple[bytes, bytes]:
     value = dumps(event, keep_nulls).encode()
-    return kafka_key(event, value), value
+    return kafka_key(event, value, key_fn), value
 
 
 class WriteEvents(beam.PTransform):
     """Writes event dicts to ``topic`` (Kafka) or ``<output_dir>/<topic>.jsonl`` (batch).
 
     Null-valued entries are dropped as the reference does, except with ``keep_nulls`` (failed
-    records, which keep the original event exactly)."""
+    records, which keep the original event exactly). ``key_fn`` sets the Kafka key (default: ``mid``)."""
 
-    def __init__(self, io: EventIO, topic: str, keep_nulls: bool = False):
+    def __init__(self, io: EventIO, topic: str, keep_nulls: bool = False, key_fn: KeyFn | None = None):
         super().__init__()
-        self.io, self.topic, self.keep_nulls = io, topic, keep_nulls
+        self.io, self.topic, self.keep_nulls, self.key_fn = io, topic, keep_nulls, key_fn
 
     def expand(self, events):
         keep_nulls = self.keep_nulls
@@ -142,7 +149,7 @@ class WriteEvents(beam.PTransform):
             )
         return (
             events
-            | "ToRecord" >> beam.Map(to_kafka_record, keep_nulls).with_output_types(tuple[bytes, bytes])
+            | "ToRecord" >> beam.Map(to_kafka_record, keep_nulls, self.key_fn).with_output_types(tuple[bytes, bytes])
             | "WriteKafka" >> WriteToKafka(
                 producer_config=self.io.kafka.producer_config(), topic=self.topic,
                 expansion_service=self.io.kafka.expansion_service)

@@ -139,3 +139,13 @@ def test_original_event_undoes_the_decoration_even_twice_over():
     twice = failed_event("job-b", "again", once, stage="read")
     assert original_event(twice) == once, "an earlier decoration comes back from failInfo.previous"
     assert original_event(failed_event("job-a", "malformed JSON", raw="{oops", stage="parse")) is None
+
+
+def test_a_topic_can_be_keyed_by_something_else_than_mid():
+    from pipelines.domain.cert_status import request_key
+
+    event = {"mid": "m1", "edata": {"certificateId": "cert-7"}}
+    key, value = to_kafka_record(event, key_fn=request_key)
+    assert key == b"cert-7" and json.loads(value) == event
+    key, _ = to_kafka_record({"mid": "m2", "edata": {}}, key_fn=request_key)
+    assert len(key) == 32, "no certificate id: a stable digest, never a null key"

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 JOBS = ["relation_cache", "activity", "enrolment_sync", "assessment", "cert_preprocess", "cert_generate",
-        "merge_courses", "user_cache", "notification"]
+        "merge_courses", "user_cache", "notification", "cert_status", "cert_bulk_status", "replay_failed"]
 GROUP_FLAGS = ["--config", "--kafka_broker_servers", "--kafka_input_topic", "--lms_cassandra_host",
                "--redis_meta_host", "--dedup_redis_database_index", "--service_rc_basepath", "--input",
                "--output_dir", "--threshold_batch_read_size"]
