@@ -44,32 +44,35 @@ def tree(course: str, units: dict[str, list[dict]]) -> dict:
 
 
 class Course:
-    """A published course with three learners of one batch, and their stored consumption.
+    """A published course with four learners in two batches, and their stored consumption.
 
     ``done`` completed c1 c2 c3 (enrolment completed), ``partial`` completed c1 and the optional
-    ``opt``, ``almost`` completed c1 and c2. The ``done`` learner is also enrolled in another
-    course, which no request may name.
+    ``opt``, ``almost`` and ``almost2`` (the second batch) completed c1 and c2. The ``done``
+    learner is also enrolled in another course, which no request may name.
     """
 
     def __init__(self, stores: Stores, cql, run_id: str):
         self.stores, self.cql, p = stores, cql, run_id
         self.id, self.batch, self.other = f"{p}_do_course", f"{p}-B", f"{p}_do_other"
+        self.batches = {"done": self.batch, "partial": self.batch, "almost": self.batch, "almost2": f"{p}-B2"}
         self.u1, self.u2 = f"{p}_do_u1", f"{p}_do_u2"
         self.c = {n: f"{p}_do_{n}" for n in ("c1", "c2", "c3", "c4", "opt")}
-        self.users = {n: f"{p}-{n}" for n in ("done", "partial", "almost")}
-        cql.execute("INSERT INTO course_batch (courseid, batchid, status) VALUES (%s, %s, 1)", (self.id, self.batch))
-        completed = {"done": ("c1", "c2", "c3"), "partial": ("c1", "opt"), "almost": ("c1", "c2")}
+        self.users = {n: f"{p}-{n}" for n in self.batches}
+        for batch in set(self.batches.values()):
+            cql.execute("INSERT INTO course_batch (courseid, batchid, status) VALUES (%s, %s, 1)", (self.id, batch))
+        completed = {"done": ("c1", "c2", "c3"), "partial": ("c1", "opt"), "almost": ("c1", "c2"),
+                     "almost2": ("c1", "c2")}
         for name, user in self.users.items():
-            is_done = name == "done"
+            is_done, batch = name == "done", self.batches[name]
             cql.execute("INSERT INTO user_enrolments (userid, courseid, batchid, status, progress, contentstatus, "
                         "completedon, active) VALUES (%s, %s, %s, %s, %s, %s, %s, true)",
-                        (user, self.id, self.batch, 2 if is_done else 1, len(completed[name]),
+                        (user, self.id, batch, 2 if is_done else 1, len(completed[name]),
                          {self.c[n]: 2 for n in completed[name]},
                          datetime(2026, 1, 1, tzinfo=UTC) if is_done else None))
             for n in completed[name]:
                 cql.execute("INSERT INTO user_content_consumption (userid, courseid, batchid, contentid, status, "
                             "viewcount, completedcount) VALUES (%s, %s, %s, %s, 2, 1, 1)",
-                            (user, self.id, self.batch, self.c[n]))
+                            (user, self.id, batch, self.c[n]))
         cql.execute("INSERT INTO user_enrolments (userid, courseid, batchid, status, active) "
                     "VALUES (%s, %s, %s, 1, true)", (self.users["done"], self.other, self.batch))
 
@@ -85,10 +88,11 @@ class Course:
     def enrolment(self, name: str):
         return self.cql.execute("SELECT status, progress, contentstatus, completedon FROM user_enrolments "
                                 "WHERE userid = %s AND courseid = %s AND batchid = %s",
-                                (self.users[name], self.id, self.batch)).one()
+                                (self.users[name], self.id, self.batches[name])).one()
 
     def requests(self, *names: str) -> list[dict]:
-        return sorted((sync_request(EnrolmentKey(self.users[n], self.id, self.batch)) for n in names),
+        names = names or tuple(self.users)
+        return sorted((sync_request(EnrolmentKey(self.users[n], self.id, self.batches[n])) for n in names),
                       key=lambda r: r["edata"]["userId"])
 
 
@@ -134,9 +138,9 @@ def test_progress_follows_the_course_through_republishes_and_replays(course, sto
     # looks the same): every enrolment of the course is re-requested, the other course's is not.
     totals, sent, failed = republish(tmp_path, "v1", c)
     assert failed == []
-    assert sent == c.requests("done", "partial", "almost")
+    assert sent == c.requests()
     assert (totals["course-changed-count"], totals["recompute-course-count"], totals["recompute-request-count"],
-            totals["recompute-marker-cleared-count"]) == (1, 1, 3, 1)
+            totals["recompute-marker-cleared-count"]) == (1, 1, 4, 1)
     assert stores.relation.get(recompute_pending_key(c.id)) is None, "the marker is cleared once written"
     _, certs, _ = recompute(tmp_path, "sync-v1", sent)
     assert certs == []
@@ -151,28 +155,29 @@ def test_progress_follows_the_course_through_republishes_and_replays(course, sto
     # in-progress learners' totals change.
     c.publish({c.u1: ["c1", "c2"], c.u2: ["c3", "opt", "c4"]})
     totals, sent, _ = republish(tmp_path, "v2", c)
-    assert sent == c.requests("done", "partial", "almost")
+    assert sent == c.requests()
     _, certs, completions = recompute(tmp_path, "sync-v2", sent)
     assert (certs, completions) == ([], [])
     done = c.enrolment("done")
     assert (done.status, done.progress) == (2, 3), "a completed enrolment is never lowered"
     partial = c.enrolment("partial")
     assert (partial.status, partial.progress) == (1, 2), "opt now counts"
-    assert c.enrolment("almost").status == 1
+    assert c.enrolment("almost").status == c.enrolment("almost2").status == 1
 
-    # Remove the last content the `almost` learner missed (c3, and c4 with it; opt optional again):
-    # that learner completes once, with one certificate request; nobody else does.
+    # Remove the last content the `almost` learners missed (c3, and c4 with it; opt optional again):
+    # each completes once, with one certificate request; nobody else does.
     c.publish({c.u1: ["c1", "c2"], c.u2: ["opt*"]})
     totals, sent, _ = republish(tmp_path, "v3", c)
-    assert sent == c.requests("done", "partial", "almost")
+    assert sent == c.requests()
     totals, certs, completions = recompute(tmp_path, "sync-v3", sent)
-    assert [(e["edata"]["userIds"], e["edata"]["courseId"], e["edata"]["batchId"]) for e in certs] == \
-        [([c.users["almost"]], c.id, c.batch)]
-    assert [e["actor"]["id"] for e in completions] == [c.users["almost"]]
-    almost = c.enrolment("almost")
-    assert (almost.status, almost.progress) == (2, 2) and almost.completedon is not None
+    assert sorted((e["edata"]["userIds"], e["edata"]["courseId"], e["edata"]["batchId"]) for e in certs) == \
+        [([c.users[n]], c.id, c.batches[n]) for n in ("almost", "almost2")]
+    assert sorted(e["actor"]["id"] for e in completions) == [c.users["almost"], c.users["almost2"]]
+    for name in ("almost", "almost2"):
+        row = c.enrolment(name)
+        assert (row.status, row.progress) == (2, 2) and row.completedon is not None
     assert c.enrolment("partial").status == 1
-    assert totals["enrolment-complete-count"] == 1
+    assert totals["enrolment-complete-count"] == 2
 
     # Replay of both: the cache is already the new tree and the marker is gone, so nothing is
     # sent; the recompute requests again complete nobody and issue no certificate.
@@ -191,7 +196,7 @@ def test_a_marker_left_by_a_crash_after_the_rewrite_is_re_driven_by_the_next_pas
     stores.relation.set(recompute_pending_key(c.id), "token-of-the-crashed-run")
     totals, sent, _ = republish(tmp_path, "replay", c)
     assert totals.get("course-changed-count", 0) == 0, "the tree did not change again"
-    assert sent == c.requests("done", "partial", "almost")
+    assert sent == c.requests()
     assert stores.relation.get(recompute_pending_key(c.id)) is None
 
 
@@ -223,7 +228,7 @@ def test_the_composites_emit_per_enrolment_and_clear_only_their_own_marker(cours
     stores.relation.set(recompute_pending_key(c.id), "t1")
     with TestPipeline() as p:
         requests, emitted, failed = p | beam.Create([c.id, c.other]) | RecomputeChangedCourses(settings)
-        assert_that(requests, equal_to(c.requests("done", "partial", "almost")), label="requests")
+        assert_that(requests, equal_to(c.requests()), label="requests")
         assert_that(emitted, equal_to([(c.id, "t1")]), label="emitted")
         assert_that(failed, equal_to([]), label="failed")
     stores.relation.set(recompute_pending_key(c.id), "t2")  # a newer change, after t1's requests left
@@ -248,5 +253,5 @@ def test_a_store_fault_keeps_the_marker_and_fails_a_re_drivable_request(course, 
     # The re-drive: the failed record's event, once the store is right, sends the requests.
     _, out = run_job(relation_cache, tmp_path, "redrive", [{k: v for k, v in failed[0].items()
                                                              if k in ("eid", "edata")}])
-    assert by_user(read_topic(out, SYNC_TOPIC)) == c.requests("done", "partial", "almost")
+    assert by_user(read_topic(out, SYNC_TOPIC)) == c.requests()
     assert stores.relation.get(recompute_pending_key(c.id)) is None
