@@ -83,7 +83,7 @@ FLINK = ["--runner=FlinkRunner", "--flink_master=[local]", "--parallelism=1", "-
 def test_a_republish_on_flink_recomputes_the_course_and_completes_a_learner_once(stores, cql, run_id, tmp_path):
     """Streaming both ways: the republish that drops the last content a learner missed sends one
     request per enrolment to Kafka; enrolment-reconciliation on Flink reads them and issues one
-    certificate request, for that learner only."""
+    certificate request for each learner it completes (one per batch here), and none for the others."""
     c = Course(stores, cql, run_id)
     c.v1()
     republish(tmp_path, "v1", c, "--recompute_enabled=false")  # the cache as it was, no requests
@@ -96,18 +96,19 @@ def test_a_republish_on_flink_recomputes_the_course_and_completes_a_learner_once
         *FLINK, f"--kafka_input_topic={topics['in']}", f"--kafka_output_failed_topic={topics['failed']}",
         f"--kafka_output_recompute_topic={topics['sync']}", f"--kafka_groupid={run_id}", "--max_num_records=1",
     ], relation_cache.defaults())
-    sent = [json.loads(v) for _, v in consume_all(topics["sync"], expected=3)]
-    assert sorted(sent, key=lambda r: r["edata"]["userId"]) == c.requests("done", "partial", "almost")
-    assert totals.get(f"{JOB}:course-changed-count") == 1 and totals.get(f"{JOB}:recompute-request-count") == 3
+    sent = [json.loads(v) for _, v in consume_all(topics["sync"], expected=4)]
+    assert sorted(sent, key=lambda r: r["edata"]["userId"]) == c.requests()
+    assert totals.get(f"{JOB}:course-changed-count") == 1 and totals.get(f"{JOB}:recompute-request-count") == 4
     assert stores.relation.get(recompute_pending_key(c.id)) is None, "cleared after the requests were written"
 
     job.run(enrolment_sync.build, [
         *FLINK, f"--kafka_input_topic={topics['sync']}", f"--kafka_output_audit_topic={topics['audit']}",
         f"--kafka_output_certissue_topic={topics['cert']}", f"--kafka_output_failed_topic={topics['sync-failed']}",
-        f"--kafka_groupid={run_id}-sync", "--max_num_records=3",
+        f"--kafka_groupid={run_id}-sync", "--max_num_records=4",
     ], enrolment_sync.defaults)
-    certs = [json.loads(v) for _, v in consume_all(topics["cert"], expected=1)]
-    assert [(e["edata"]["userIds"], e["edata"]["courseId"]) for e in certs] == [([c.users["almost"]], c.id)]
-    almost, partial, done = (c.enrolment(n) for n in ("almost", "partial", "done"))
-    assert (almost.status, almost.progress) == (2, 2)
+    certs = [json.loads(v) for _, v in consume_all(topics["cert"], expected=2)]
+    assert sorted((e["edata"]["userIds"], e["edata"]["batchId"]) for e in certs) == \
+        [([c.users[n]], c.batches[n]) for n in ("almost", "almost2")]
+    almost, almost2, partial, done = (c.enrolment(n) for n in ("almost", "almost2", "partial", "done"))
+    assert (almost.status, almost.progress) == (almost2.status, almost2.progress) == (2, 2)
     assert partial.status == 1 and (done.status, done.progress) == (2, 3)
