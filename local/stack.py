@@ -204,19 +204,57 @@ def submit_jar(path: Path) -> Path:
     return path
 
 
+GO_TOOLCHAIN = "1.22.12"  # used only when no Go >= 1.21 is installed (Debian 12 ships 1.19)
+
+
+def go_exe() -> str:
+    """A Go >= 1.21 (Beam 2.62's module needs it): the installed one, else Go's own toolchain module
+    from the Go module proxy (what GOTOOLCHAIN=auto downloads), unpacked under .stack/go."""
+    for cand in (shutil.which("go"), "/usr/local/go/bin/go"):
+        if cand and Path(cand).exists():
+            r = subprocess.run([cand, "env", "GOVERSION"], capture_output=True, text=True)
+            ver = r.stdout.strip().removeprefix("go").split(".")
+            if r.returncode == 0 and len(ver) >= 2 and (int(ver[0]), int(ver[1].split("rc")[0])) >= (1, 21):
+                return cand
+    import platform
+    import urllib.request
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    home = STACK / "go" / f"go{GO_TOOLCHAIN}"
+    go = home / "bin" / "go"
+    if not go.exists():
+        mod = f"v0.0.1-go{GO_TOOLCHAIN}.linux-{arch}"
+        log(f"no Go >= 1.21 installed: fetching Go's toolchain module golang.org/toolchain@{mod} from the module proxy")
+        proxy = os.environ.get("GOPROXY", "https://proxy.golang.org").split(",")[0].rstrip("/")
+        zpath = STACK / "go" / f"{mod}.zip"
+        zpath.parent.mkdir(parents=True, exist_ok=True)
+        urllib.request.urlretrieve(f"{proxy}/golang.org/toolchain/@v/{mod}.zip", zpath)
+        prefix = f"golang.org/toolchain@{mod}/"
+        with zipfile.ZipFile(zpath) as z:
+            for info in z.infolist():
+                if not info.filename.startswith(prefix) or info.is_dir():
+                    continue
+                target = home / info.filename[len(prefix):]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with z.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                if info.filename[len(prefix):].startswith(("bin/", "pkg/tool/")):
+                    target.chmod(0o755)
+        zpath.unlink()
+    return str(go)
+
+
 def ensure_boot() -> Path:
     """Beam's Python SDK boot program (the PROCESS environment's command), built from the Go module
     proxy: it is not on PyPI. The Go toolchain is a build-time requirement of the stack, like mvn."""
     if BOOT.exists():
         return BOOT
-    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
-    if go is None:
-        raise SystemExit("go not found: install Go (https://go.dev/dl or Debian 'golang') to build Beam's boot program")
+    go = go_exe()
     log(f"building Beam's Python SDK boot program {BEAM_VERSION} with go install (into {BOOT})")
     gobin = STACK / "bin" / "go-install"
     gobin.mkdir(parents=True, exist_ok=True)
     LOGS.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GOBIN": str(gobin), "CGO_ENABLED": "0",
+    env = {**os.environ, "GOBIN": str(gobin), "CGO_ENABLED": "0", "GOTOOLCHAIN": "local",
+           "GOPATH": os.environ.get("GOPATH", str(Path.home() / "go")),
            # The checksum database does not list Beam's module here (404); the module proxy serves it.
            "GONOSUMDB": "github.com/apache/beam"}
     with open(LOGS / "go-boot.log", "wb") as f:
