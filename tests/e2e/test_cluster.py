@@ -255,3 +255,66 @@ def test_activity_survives_killing_the_submitter_and_the_jobmanager(cluster, sta
 
     result = run_crash_scenario(stack, cql, run_id, tmp_path, crash)
     assert_same_as_batch(stack, cql, run_id, tmp_path, result)
+
+
+@pytest.mark.cluster
+def test_stop_with_savepoint_resume_and_the_no_checkpoint_safety_net(cluster, run_id):
+    """``python -m pipelines.runner stop`` takes a savepoint and the same command resumes from it;
+    with every checkpoint and savepoint gone, the next run starts before the committed offsets."""
+    import shutil
+    import subprocess
+    import sys
+
+    from pipelines import runner
+
+    topics = {k: f"e2e.{run_id}.{k}" for k in ("in", "out", "failed")}
+    create_topics(*topics.values())
+    args = ["--runner=FlinkRunner", f"--flink_master={fl.MASTER}", f"--kafka_input_topic={topics['in']}",
+            f"--kafka_output_topic={topics['out']}", f"--kafka_output_failed_topic={topics['failed']}",
+            f"--kafka_groupid={run_id}", "--kafka_auto_offset_reset=earliest", "--task_checkpointing_interval=1000"]
+    log = fl.job_log(run_id)
+    mids = [f"{run_id}-{i}" for i in range(10)]
+
+    def send(lo: int, hi: int) -> None:
+        produce(topics["in"], [json.dumps({"mid": m}).encode() for m in mids[lo:hi]])
+
+    def out_mids(n: int) -> list[str]:
+        return sorted(json.loads(v)["mid"] for _, v in consume_all(topics["out"], expected=n, timeout=90))
+
+    send(0, 5)
+    proc = fl.submit("lern-smoke", args, log)
+    try:
+        jid = fl.running_job(run_id)["jid"]
+        assert out_mids(5) == sorted(mids[:5])
+        fl.wait_checkpoint_after(jid, fl.completed_checkpoints(jid))
+        stop = subprocess.run([sys.executable, "-m", "pipelines.runner", "stop", run_id], capture_output=True,
+                              text=True, timeout=180)
+        assert stop.returncode == 0 and "savepoint" in stop.stdout, stop.stdout + stop.stderr
+        assert proc.wait(60) == 0, "the submitter ends with its job"
+
+        send(5, 8)
+        proc = fl.submit("lern-smoke", args, log)
+        jid = fl.running_job(run_id)["jid"]
+        assert "resuming from" in log.read_text() and "savepoint-" in log.read_text()
+        assert out_mids(8) == sorted(mids[:8]), "resumed where the savepoint was: nothing lost, nothing twice"
+        fl.wait_checkpoint_after(jid, fl.completed_checkpoints(jid))
+        fl.cancel_all(run_id)
+        proc.wait(60)
+
+        # Disk lost: no checkpoint, no savepoint. The committed offsets (8) are rewound.
+        shutil.rmtree(runner.CHECKPOINTS / run_id)
+        shutil.rmtree(runner.SAVEPOINTS / run_id)
+        send(8, 10)
+        proc = fl.submit("lern-smoke", args, log)
+        fl.running_job(run_id)
+        got = out_mids(10)
+        assert "rewinding" in log.read_text()
+        assert sorted(set(got)) == sorted(mids), "everything out (events read again are dropped by their mid)"
+    finally:
+        fl.cancel_all(run_id)
+        try:
+            import os
+            import signal
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
