@@ -524,7 +524,15 @@ def flink_classpath() -> str:
 
 def flink_resource_params(which: str) -> tuple[list[str], list[str]]:
     """JVM flags and ``-D`` dynamic properties for the JobManager (``JM``) or TaskManager (``TM``),
-    computed by Flink's own BashJavaUtils from the memory settings, as bin/*.sh do."""
+    computed by Flink's own BashJavaUtils from the memory settings, as bin/*.sh do. Cached next to
+    the configuration it was computed from (a JVM over the whole class path takes seconds, and a
+    TaskManager restarted after a crash should be back as soon as possible)."""
+    import hashlib
+    conf = (FLINK_CONF / "flink-conf.yaml").read_bytes()
+    cache = FLINK_CONF / f"{which.lower()}-params.{hashlib.sha256(conf).hexdigest()[:16]}"
+    if cache.exists():
+        jvm, dyn = cache.read_text().split("\n", 1)
+        return jvm.split(), dyn.split()
     r = subprocess.run([java(), "-Xmx256m", "-cp", flink_classpath(),
                         "org.apache.flink.runtime.util.bash.BashJavaUtils", f"GET_{which}_RESOURCE_PARAMS",
                         "--configDir", str(FLINK_CONF)], capture_output=True, text=True, check=True)
@@ -532,6 +540,9 @@ def flink_resource_params(which: str) -> tuple[list[str], list[str]]:
                if line.startswith("BASH_JAVA_UTILS_EXEC_RESULT:")]
     if len(results) < 2:
         raise SystemExit(f"BashJavaUtils gave no {which} memory settings: {r.stdout[-2000:]} {r.stderr[-2000:]}")
+    for stale in FLINK_CONF.glob(f"{which.lower()}-params.*"):
+        stale.unlink()
+    cache.write_text(f"{results[-2]}\n{results[-1]}")
     return results[-2].split(), results[-1].split()
 
 
