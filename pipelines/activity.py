@@ -22,6 +22,7 @@ from pipelines import job
 from pipelines.domain.progress import update_work
 from pipelines.io.events import ReadEvents, WriteEvents, WriteFailures
 from pipelines.options.progress import progress_settings
+from pipelines.options.settings import replay_window_secs
 from pipelines.transforms.compute_progress import AUDIT_TAG, CERT_TAG, PROCESSED_TAG, ComputeProgress
 from pipelines.transforms.dedup import DedupByMid, MarkSeen
 from pipelines.transforms.failures import FAILED_TAG
@@ -59,7 +60,8 @@ def build(p: beam.Pipeline, opts) -> None:
     if o["activity_input_dedup_enabled"]:
         work, _duplicates, dedup_failed = work | "Dedup" >> DedupByMid(
             dedup_cfg, JOB_NAME, key_fn=work_checksum, batch_size=o["threshold_batch_read_size"],
-            max_buffering_secs=buffering, pass_when_unavailable=True)
+            max_buffering_secs=buffering, pass_when_unavailable=True,
+            replay_window_secs=replay_window_secs(opts))
         failures.append(dedup_failed)
     out = work | "ComputeProgress" >> ComputeProgress(
         progress_settings(opts, JOB_NAME, write_consumption=True), o["task_window_shards"],

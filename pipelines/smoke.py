@@ -19,6 +19,7 @@ import apache_beam as beam
 from pipelines import job
 from pipelines.domain.smoke import require_mid
 from pipelines.io.events import ReadEvents, WriteEvents, WriteFailures
+from pipelines.options.settings import replay_window_secs
 from pipelines.transforms.dedup import DedupByMid, MarkSeen
 from pipelines.transforms.smoke_rows import WriteSmokeRows
 from pipelines.transforms.validate import ValidateEvents, ValidationMetrics
@@ -45,7 +46,8 @@ def build(p: beam.Pipeline, opts) -> None:
     buffering = None if io.batch else 1.0
     events, parse_failed = p | "Read" >> ReadEvents(io, o["kafka_input_topic"], JOB_NAME)
     valid, invalid = events | "RequireMid" >> ValidateEvents(JOB_NAME, require_mid, VALIDATION)
-    unique, _duplicates, dedup_failed = valid | "Dedup" >> DedupByMid(redis_cfg, JOB_NAME, max_buffering_secs=buffering)
+    unique, _duplicates, dedup_failed = valid | "Dedup" >> DedupByMid(
+        redis_cfg, JOB_NAME, max_buffering_secs=buffering, replay_window_secs=replay_window_secs(opts))
     written, write_failed = unique | "WriteRows" >> WriteSmokeRows(
         job.cassandra_config(opts, KEYSPACE), JOB_NAME, o["task_window_shards"], o["threshold_batch_read_size"],
         buffering)

@@ -275,6 +275,10 @@ class TaskOptions(PipelineOptions):
                    help="Parallelism of the Kafka source.")
         ref_option(parser, "task.checkpointing.interval", default=60000, type=int,
                    help="Checkpoint interval in ms; offsets are committed on checkpoints.")
+        add_option(parser, "replay_window_secs", default=None, type=float,
+                   help="Streaming: a dedup mark or completion younger than this is taken for a crash replay "
+                        "(its outputs may be lost): the event is let through, the completion re-emitted with "
+                        "the same ids. Default: 3 checkpoint intervals + 300 s. Batch runs use 0.")
         ref_option(parser, "task.checkpointing.compressed", default=True, type=parse_bool,
                    help="Compress checkpoints (true/false).")
         ref_option(parser, "task.checkpointing.pause.between.seconds", default=30000, type=int,

@@ -9,7 +9,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 from pipelines.io.cassandra import CassandraConfig
 from pipelines.io.redis_store import RedisConfig
 from pipelines.io.retry import RetryPolicy
-from pipelines.options.settings import cassandra_config, values
+from pipelines.options.settings import cassandra_config, replay_window_secs, values
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class ProgressSettings:
     applied_ttl_secs: int = 604800  # dedup-redis.database.expiry: the reference's dedup window
     store_retry: RetryPolicy = RetryPolicy()
     dead_letter_outages: bool = True  # batch: yes; streaming: fail so Flink restarts from a checkpoint
+    replay_window_secs: float = 0.0  # streaming: how long a replayed completion re-emits its outputs
 
 
 STREAMING_STORE_RETRY = RetryPolicy(attempts=12, initial_backoff_secs=0.5, max_backoff_secs=30.0)
@@ -57,4 +58,5 @@ def progress_settings(opts, job_name: str, write_consumption: bool) -> ProgressS
         applied_ttl_secs=int(o["dedup_redis_database_expiry"]),
         store_retry=RetryPolicy() if bounded else STREAMING_STORE_RETRY,
         dead_letter_outages=bounded,
+        replay_window_secs=replay_window_secs(opts),
     )

@@ -21,6 +21,18 @@ def dead_letter_outages(opts: PipelineOptions) -> bool:
     return not opts.view_as(StandardOptions).streaming
 
 
+def replay_window_secs(opts: PipelineOptions) -> float:
+    """How long after a dedup mark or a completion a replay is taken for a crash replay (whose
+    outputs may be lost) and let through or re-emitted: 0 in batch; in streaming
+    ``--replay_window_secs``, by default three checkpoint intervals plus five minutes of recovery."""
+    if dead_letter_outages(opts):
+        return 0.0
+    o = values(opts)
+    if o.get("replay_window_secs") is not None:
+        return float(o["replay_window_secs"])
+    return 3 * int(o["task_checkpointing_interval"]) / 1000 + 300
+
+
 def values(opts: PipelineOptions) -> dict[str, Any]:
     """Every option of the job, defaults included, by destination name."""
     return opts.get_all_options(drop_default=False)

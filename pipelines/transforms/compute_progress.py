@@ -54,12 +54,12 @@ def _cql(settings: ProgressSettings) -> dict[str, str]:
                        + in_users,
         "enrolment": f"SELECT userid, status, progress, contentstatus, completedon FROM {ks}.{t['enrolments']} "
                      + in_users,
-        "applied": f"SELECT userid, contentid, eventid, completes FROM {ks}.{t['applied']} " + in_users,
+        "applied": f"SELECT userid, contentid, eventid, completes, confirmed FROM {ks}.{t['applied']} " + in_users,
         "upsert_consumption": f"UPDATE {ks}.{t['consumption']} SET status = ?, viewcount = ?, completedcount = ? "
                               "WHERE userid = ? AND courseid = ? AND batchid = ? AND contentid = ?",
         "mark_applied": f"INSERT INTO {ks}.{t['applied']} (userid, courseid, batchid, contentid, eventid, completes) "
                         "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?",
-        "confirm_applied": f"UPDATE {ks}.{t['applied']} USING TTL ? SET completes = false "
+        "confirm_applied": f"UPDATE {ks}.{t['applied']} USING TTL ? SET confirmed = true "
                            "WHERE userid = ? AND courseid = ? AND batchid = ? AND contentid = ? AND eventid = ?",
         "upsert_agg": f"UPDATE {ks}.{t['activity_agg']} SET aggregates = aggregates + ?, "
                       "agg_last_updated = agg_last_updated + ? "
@@ -84,7 +84,8 @@ class _Stored:
     consumption: list = field(default_factory=list)
     enrolment: Any = None
     applied: P.Applied = field(default_factory=set)
-    completing: P.Applied = field(default_factory=set)
+    completing: P.Applied = field(default_factory=set)  # completions that completed the enrolment
+    unconfirmed: P.Applied = field(default_factory=set)  # ... whose outputs are not known to have left
 
 
 @dataclass
@@ -199,6 +200,8 @@ class _ComputeProgressFn(beam.DoFn):
                         st.applied.add((r.contentid, r.eventid))
                         if r.completes:
                             st.completing.add((r.contentid, r.eventid))
+                            if not r.confirmed:
+                                st.unconfirmed.add((r.contentid, r.eventid))
         self.c["db-read-count"].inc(2 * len(keys))
         return stored, rejected
 
@@ -266,8 +269,10 @@ class _ComputeProgressFn(beam.DoFn):
             if action == "update" and row is not None and (row.status, row.progress, dict(row.contentstatus or {})) \
                     == (1, result.progress, P.content_status_map(result.contents)):
                 action = "unchanged"
-            reemit = (row is not None and row.status == P.COMPLETED
-                      and P.replayed_completing_event(works_k, st.completing))
+            reemit = row is not None and row.status == P.COMPLETED and (
+                P.replayed_completing_event(works_k, st.unconfirmed)
+                or (P.replayed_completing_event(works_k, st.completing)
+                    and now_ms - (_ms(row.completedon) or 0) < self.s.replay_window_secs * 1000))
             plans.append(_Plan(k, works_k, result, action, st, fresh[k], aggregates, reemit))
 
         try:
@@ -293,7 +298,7 @@ class _ComputeProgressFn(beam.DoFn):
                 # confirmed (a crash before its outputs left): they go again, with the same ids.
                 self.c["completion-reemitted-count"].inc()
                 yield from self._completion_events(k, _ms(plan.stored.enrolment.completedon) or now_ms)
-                yield pvalue.TaggedOutput(CONFIRM_TAG, (k, tuple(sorted(plan.stored.completing))))
+                yield pvalue.TaggedOutput(CONFIRM_TAG, (k, tuple(sorted(plan.stored.unconfirmed))))
             for w in plan.works:
                 yield pvalue.TaggedOutput(PROCESSED_TAG, w)
 
@@ -312,7 +317,8 @@ class _ComputeProgressFn(beam.DoFn):
            that will complete the enrolment flagged ``completes``;
         3. the completion LWT. A crash before 3 is replayed with the counters already counted and
            the completion still to do; a crash after 3 replays a ``completes`` event, which
-           re-emits the completion's events (same ids) instead of losing them.
+           re-emits the completion's events (same ids) instead of losing them while unconfirmed
+           (``_ConfirmCompletionsFn``) or, in streaming, younger than the replay window.
         """
         now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
         values, counted, completes = [], [], []
@@ -383,12 +389,13 @@ class _ComputeProgressFn(beam.DoFn):
 
 
 class _ConfirmCompletionsFn(beam.DoFn):
-    """Clears the ``completes`` flag of applied events whose completion outputs have left.
+    """Sets ``confirmed`` on the applied completions whose completion outputs have left.
 
     It runs one buffered stage after the completion (``ShardedBatches`` holds its input in
     checkpointed state, and flushes in a later bundle than the one that emitted the outputs), so
-    a crash before it leaves the flag set and a replay re-emits the completion; a deliberate
-    replay after it finds the flag clear and emits nothing.
+    a crash before it leaves the completion unconfirmed and a replay re-emits it; a deliberate
+    replay after it finds it confirmed and emits nothing (in streaming, unless the completion is
+    younger than the replay window: a crash replay, whose outputs may still be lost).
     """
 
     def __init__(self, s: ProgressSettings):

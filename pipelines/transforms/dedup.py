@@ -9,10 +9,20 @@ pipeline, not once per event.
 Check-then-mark alone lets two copies of one event through when both are checked before either
 is marked. So events are first sharded on their key (both copies reach the same worker, Flink
 keeps a key group on one subtask) and each worker remembers the keys it let through recently.
+
+A mark is written when the job's stores are written, but before its Kafka outputs are durable
+(they are flushed when a bundle ends and committed with the next checkpoint). After a crash, Flink
+replays every event since the last checkpoint; a strict check would drop the ones already marked
+and their lost outputs would never be emitted. So in streaming a job passes ``replay_window_secs``
+(longer than a checkpoint interval plus a recovery): a mark younger than that is a replay to let
+through, since the job's writes are idempotent and its outputs carry deterministic ids. Marks
+hold their time (``SET key <epoch ms>``); a mark without one (the reference writes ``""``) is
+always a duplicate. Jobs whose effect must not repeat (notification sends) keep the window at 0.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +61,19 @@ class RecentKeys:
             self._keys.popitem(last=False)
 
 
+def is_duplicate(mark: bytes | str | None, now_ms: int, replay_window_ms: int) -> bool:
+    """Whether a stored mark makes an event a duplicate: any mark, unless it is younger than the
+    replay window (then the event is a crash replay whose outputs may be lost: let it through)."""
+    if mark is None:
+        return False
+    if replay_window_ms <= 0:
+        return True
+    text = mark.decode() if isinstance(mark, bytes) else mark
+    if not text.isdigit():
+        return True  # the reference's "" (or anything else): a duplicate, as it always was
+    return now_ms - int(text) >= replay_window_ms
+
+
 def split_batch(events: list[dict], key_fn: KeyFn, seen: list[bool], recent: RecentKeys) -> tuple[list, list, list]:
     """Pure: splits a batch into (unique, duplicates, keyless) given Redis EXISTS per keyed event.
 
@@ -74,14 +97,16 @@ def split_batch(events: list[dict], key_fn: KeyFn, seen: list[bool], recent: Rec
 
 class _DedupFn(beam.DoFn):
     def __init__(self, cfg: RedisConfig, key_fn: KeyFn, job_name: str, pass_when_unavailable: bool,
-                 source_fn: Callable[[Any], dict]):
+                 source_fn: Callable[[Any], dict], replay_window_secs: float):
         self.cfg, self.key_fn, self.job_name = cfg, key_fn, job_name
+        self.replay_window_ms = int(replay_window_secs * 1000)
         self.pass_when_unavailable, self.source_fn = pass_when_unavailable, source_fn
         self.unique = counter(job_name, "unique-event-count")
         self.duplicate = counter(job_name, "duplicate-event-count")
         self.keyless = counter(job_name, "dedup-no-key-count")
         self.failed = counter(job_name, "failed-event-count")
         self.unavailable = counter(job_name, "dedup-unavailable-count")
+        self.replayed = counter(job_name, "dedup-replay-window-count")
 
     def setup(self):
         self.redis = RedisClient(self.cfg)
@@ -91,7 +116,7 @@ class _DedupFn(beam.DoFn):
         _, batch = shard_batch
         keys = [k for k in (self.key_fn(e) for e in batch) if k is not None]
         try:
-            seen = self.redis.call(lambda c: _exists_all(c, keys), "dedup exists") if keys else []
+            marks = self.redis.call(lambda c: _get_all(c, keys), "dedup check") if keys else []
         except Exception as e:  # noqa: BLE001 - after retries
             if self.pass_when_unavailable:
                 # The job's writes are idempotent without the store: checking is only an optimisation.
@@ -102,6 +127,9 @@ class _DedupFn(beam.DoFn):
                 self.failed.inc()
                 yield fail(self.job_name, f"dedup store unavailable: {e}", self.source_fn(ev), stage="dedup")
             return
+        now_ms = int(time.time() * 1000)
+        seen = [is_duplicate(m, now_ms, self.replay_window_ms) for m in marks]
+        self.replayed.inc(sum(1 for m, dup in zip(marks, seen, strict=True) if m is not None and not dup))
         unique, dups, keyless = split_batch(batch, self.key_fn, seen, self.recent)
         self.unique.inc(len(unique))
         self.duplicate.inc(len(dups))
@@ -116,11 +144,11 @@ class _DedupFn(beam.DoFn):
         self.redis.close()
 
 
-def _exists_all(client, keys: list[str]) -> list[bool]:
+def _get_all(client, keys: list[str]) -> list:
     pipe = client.pipeline(transaction=False)
     for k in keys:
-        pipe.exists(k)
-    return [bool(n) for n in pipe.execute()]
+        pipe.get(k)
+    return pipe.execute()
 
 
 class DedupByMid(beam.PTransform):
@@ -135,19 +163,20 @@ class DedupByMid(beam.PTransform):
 
     def __init__(self, cfg: RedisConfig, job_name: str, key_fn: KeyFn = mid_key, batch_size: int = 500,
                  shards: int = 16, max_buffering_secs: float | None = 1.0, pass_when_unavailable: bool = False,
-                 source_fn: Callable[[Any], dict] = lambda e: e):
+                 source_fn: Callable[[Any], dict] = lambda e: e, replay_window_secs: float = 0.0):
         """``max_buffering_secs=None`` for bounded input (see ``ShardedBatches``)."""
         super().__init__()
         self.cfg, self.job_name, self.key_fn, self.batch_size = cfg, job_name, key_fn, batch_size
         self.shards, self.max_buffering_secs = shards, max_buffering_secs
         self.pass_when_unavailable, self.source_fn = pass_when_unavailable, source_fn
+        self.replay_window_secs = replay_window_secs
 
     def expand(self, events):
         out = (
             events
             | "Batch" >> ShardedBatches(self.key_fn, self.shards, self.batch_size, self.max_buffering_secs)
             | "Check" >> beam.ParDo(_DedupFn(self.cfg, self.key_fn, self.job_name, self.pass_when_unavailable,
-                                            self.source_fn)).with_outputs(
+                                            self.source_fn, self.replay_window_secs)).with_outputs(
                 DUPLICATE_TAG, FAILED_TAG, main="unique")
         )
         return out.unique, out[DUPLICATE_TAG], out[FAILED_TAG]
@@ -175,14 +204,15 @@ class _MarkFn(beam.DoFn):
 
 
 def _setex_all(client, keys: list[str], expiry: int) -> None:
+    now_ms = str(int(time.time() * 1000))
     pipe = client.pipeline(transaction=False)
     for k in keys:
-        pipe.set(k, "", ex=expiry)
+        pipe.set(k, now_ms, ex=expiry)
     pipe.execute()
 
 
 class MarkSeen(beam.PTransform):
-    """Records processed events' keys (``SET key "" EX expiry``) and passes the events on."""
+    """Records processed events' keys (``SET key <epoch ms> EX expiry``) and passes the events on."""
 
     def __init__(self, cfg: RedisConfig, job_name: str, expiry_secs: int, key_fn: KeyFn = mid_key,
                  batch_size: int = 500):

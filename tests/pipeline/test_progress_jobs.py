@@ -265,12 +265,12 @@ def test_a_completion_lost_in_a_crash_is_re_emitted_with_the_same_ids(cql, cours
     [cert] = read(out, "issue.certificate.request")
     [audit] = [a for a in read(out, "telemetry.raw") if a["edata"]["type"] == "enrol-complete"]
     key = (c["user"], c["course"], c["batch"])
-    flags = cql.execute("SELECT completes FROM consumption_events_applied WHERE userid=%s AND courseid=%s "
-                        "AND batchid=%s", key)
-    assert [r.completes for r in flags] == [False] * 3, "confirmed once the outputs left"
+    flags = cql.execute("SELECT completes, confirmed FROM consumption_events_applied WHERE userid=%s "
+                        "AND courseid=%s AND batchid=%s", key)
+    assert [(r.completes, r.confirmed) for r in flags] == [(True, True)] * 3, "confirmed once the outputs left"
 
-    # A crash after the completion but before its confirmation: the flags are still set.
-    cql.execute("UPDATE consumption_events_applied SET completes = true WHERE userid=%s AND courseid=%s "
+    # A crash after the completion but before its confirmation: not confirmed yet.
+    cql.execute("UPDATE consumption_events_applied SET confirmed = false WHERE userid=%s AND courseid=%s "
                 "AND batchid=%s AND contentid='c3' AND eventid=%s",
                 (*key, dedup_checksum(EnrolmentKey(*key), "c3", 2)))
     flush_dedup_keys(c)
@@ -296,3 +296,37 @@ def test_a_huge_id_fails_alone_and_the_rest_of_the_batch_is_processed(cql, cours
     assert len(failed) == 1 and failed[0]["edata"]["userId"] == huge, "original event kept whole"
     assert failed[0]["failInfo"]["error"] == "edata.userId is longer than 1024 characters (200000)"
     assert totals["processed-enrolment-count"] == 1 and totals["failed-events-count"] == 1
+
+
+def test_in_streaming_a_replay_within_the_window_re_emits_a_confirmed_completion(cql, course, tmp_path, run_id):
+    """After a crash, Flink replays events whose outputs may be lost even though their completion
+    was confirmed (the confirmation races the Kafka flush): within the replay window they go again."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines.domain.progress import update_work
+    from pipelines.io.cassandra import CassandraConfig
+    from pipelines.io.redis_store import RedisConfig
+    from pipelines.options.progress import ProgressSettings
+    from pipelines.transforms.compute_progress import CERT_TAG, ComputeProgress
+
+    c = course
+    event = update(c, f"{run_id}-1", [("c1", 2), ("c2", 2), ("c3", 2)])
+    _, out = run(activity, tmp_path, "first", [event])
+    [cert] = read(out, "issue.certificate.request")
+    works, _ = update_work(event)
+
+    def replay(window_secs: float) -> None:
+        settings = ProgressSettings(
+            job_name=activity.JOB_NAME, cassandra=CassandraConfig(hosts=("127.0.0.1",), keyspace="sunbird_courses"),
+            relation_cache=RedisConfig(db=10), search_base_url=EMULATOR,
+            tables={"consumption": "user_content_consumption", "enrolments": "user_enrolments",
+                    "activity_agg": "user_activity_agg", "applied": "consumption_events_applied"},
+            replay_window_secs=window_secs)
+        with TestPipeline() as p:
+            certs = p | beam.Create(works) | ComputeProgress(settings, 1, 100, None)
+            assert_that(certs[CERT_TAG], equal_to([cert] if window_secs else []))
+
+    replay(0)      # batch (or outside the window): confirmed, nothing again
+    replay(600)    # streaming, completed seconds ago: the same request, byte for byte

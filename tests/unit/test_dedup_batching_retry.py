@@ -113,3 +113,14 @@ def test_an_outage_fails_a_streaming_bundle_and_is_dead_lettered_in_batch():
         with pytest.raises(StoreUnavailable, match="content read API unavailable"):
             raise_outage(wrapped, dead_letter=False)
     raise_outage(ValueError("a bad value is the event's fault"), dead_letter=False)  # dead-lettered in both
+
+
+def test_a_mark_younger_than_the_replay_window_lets_a_crash_replay_through():
+    from pipelines.transforms.dedup import is_duplicate
+
+    now = 1_700_000_600_000
+    assert not is_duplicate(None, now, 0) and not is_duplicate(None, now, 60_000)
+    assert is_duplicate(b"1700000599000", now, 0), "batch, or a window of 0: any mark is a duplicate"
+    assert not is_duplicate(b"1700000599000", now, 60_000), "marked 1 s ago: a replay after a crash"
+    assert is_duplicate(b"1700000500000", now, 60_000), "marked 100 s ago: a duplicate"
+    assert is_duplicate(b"", now, 60_000), "the reference's mark has no time: always a duplicate"
