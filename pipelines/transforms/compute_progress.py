@@ -269,10 +269,12 @@ class _ComputeProgressFn(beam.DoFn):
             if action == "update" and row is not None and (row.status, row.progress, dict(row.contentstatus or {})) \
                     == (1, result.progress, P.content_status_map(result.contents)):
                 action = "unchanged"
+            completed_recently = row is not None and row.status == P.COMPLETED and (
+                now_ms - (_ms(row.completedon) or 0) < self.s.replay_window_secs * 1000)
+            recompute = not any(w.completions for w in works_k)  # enrolment-reconciliation, a republish
             reemit = row is not None and row.status == P.COMPLETED and (
                 P.replayed_completing_event(works_k, st.unconfirmed)
-                or (P.replayed_completing_event(works_k, st.completing)
-                    and now_ms - (_ms(row.completedon) or 0) < self.s.replay_window_secs * 1000))
+                or (completed_recently and (recompute or P.replayed_completing_event(works_k, st.completing))))
             plans.append(_Plan(k, works_k, result, action, st, fresh[k], aggregates, reemit))
 
         try:

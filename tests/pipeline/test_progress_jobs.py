@@ -330,3 +330,38 @@ def test_in_streaming_a_replay_within_the_window_re_emits_a_confirmed_completion
 
     replay(0)      # batch (or outside the window): confirmed, nothing again
     replay(600)    # streaming, completed seconds ago: the same request, byte for byte
+
+
+def test_in_streaming_a_replayed_recompute_re_emits_a_recent_completion(cql, course, tmp_path, run_id):
+    """enrolment-reconciliation leaves no applied record to re-emit from: a sync request replayed
+    within the window after the enrolment completed sends the same certificate request again."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines.domain.progress import sync_work
+    from pipelines.io.cassandra import CassandraConfig
+    from pipelines.io.redis_store import RedisConfig
+    from pipelines.options.progress import ProgressSettings
+    from pipelines.transforms.compute_progress import CERT_TAG, ComputeProgress
+
+    c = course
+    _, out = run(activity, tmp_path, "complete", [update(c, f"{run_id}-1", [("c1", 2), ("c2", 2), ("c3", 2)])])
+    [cert] = read(out, "issue.certificate.request")
+    sync = {"eid": "BE_JOB_REQUEST", "edata": {"action": "user-enrolment-sync", "userId": c["user"],
+                                               "courseId": c["course"], "batchId": c["batch"]}}
+
+    def recompute(window_secs: float) -> None:
+        settings = ProgressSettings(
+            job_name="enrolment-reconciliation",
+            cassandra=CassandraConfig(hosts=("127.0.0.1",), keyspace="sunbird_courses"),
+            relation_cache=RedisConfig(db=10), search_base_url=EMULATOR,
+            tables={"consumption": "user_content_consumption", "enrolments": "user_enrolments",
+                    "activity_agg": "user_activity_agg", "applied": "consumption_events_applied"},
+            write_consumption=False, replay_window_secs=window_secs)
+        with TestPipeline() as p:
+            certs = p | beam.Create(sync_work(sync)) | ComputeProgress(settings, 1, 100, None)
+            assert_that(certs[CERT_TAG], equal_to([cert] if window_secs else []))
+
+    recompute(0)    # batch, or outside the window: completed once, nothing again
+    recompute(600)  # streaming, completed seconds ago: the same request, same mid and ets
