@@ -2,13 +2,14 @@
 
     python -m pipelines.cert_preprocess --runner=FlinkRunner [--config collection-cert-pre-processor.conf]
     python -m pipelines.cert_preprocess --input requests.jsonl --output_dir out/
-    python -m pipelines.cert_preprocess --from_cassandra --course_id=C [--batch_id=B] [--user_id=U] --output_dir out/
+    python -m pipelines.cert_preprocess --from_cassandra [--course_id=C] [--batch_id=B] [--user_id=U] --output_dir out/
 
 Reads ``issue-certificate`` requests (``<env>.issue.certificate.request``), and for every SVG
 template of the batch whose criteria the learner meets (``ValidateCertCriteria``: enrolment
 status, assessment score, user profile; rules in ``pipelines.domain.certificates``) emits a
 ``generate-certificate`` event to ``<env>.generate.certificate.request``.
-``--from_cassandra`` backfills a batch: every completed enrolment (status 2) becomes a request,
+``--from_cassandra`` backfills the selected enrolments (a course, a batch, a learner, or with no
+selection every enrolment, through a paged token-range scan): every completed one becomes a request,
 and templates already issued to the learner are skipped, so only what is missing is requested
 (the generator's claim makes each issuance happen once even if a request is repeated).
 """

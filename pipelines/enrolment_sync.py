@@ -2,12 +2,13 @@
 
     python -m pipelines.enrolment_sync --runner=FlinkRunner              # user-enrolment-sync requests
     python -m pipelines.enrolment_sync --input requests.jsonl --output_dir out/
-    python -m pipelines.enrolment_sync --from_cassandra --course_id=C [--batch_id=B] [--user_id=U] --output_dir out/
+    python -m pipelines.enrolment_sync --from_cassandra [--course_id=C] [--batch_id=B] [--user_id=U] --output_dir out/
 
-Streaming and JSONL modes read ``user-enrolment-sync`` requests (``<env>.batch.enrolment.sync.request``).
-``--from_cassandra`` needs no Kafka replay: it reads the enrolments of a course (optionally one
-batch or one learner) from ``user_enrolments`` and recomputes each one, so after a course is
-republished with a changed tree every enrolment gets its right progress back. Either way the
+Streaming and JSONL modes read ``user-enrolment-sync`` requests (``<env>.batch.enrolment.sync.request``;
+relation-cache-updater sends them itself when a republish changes a course, docs/progress.md).
+``--from_cassandra`` needs no Kafka replay: it reads the selected enrolments (a course, a batch, a
+learner, or with no selection every enrolment of the platform, through a paged token-range scan)
+from ``user_enrolments`` and recomputes each one. Either way the
 result is the same writes and events as the activity job, minus consumption writes, and the
 completion (with its certificate request) happens only for enrolments not completed yet.
 Outputs go to Kafka unless ``--output_dir`` is given (Kafka output needs a portable runner such
