@@ -60,13 +60,13 @@ from cassandra.concurrent import execute_concurrent_with_args  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------- data set
-def schema_statements(keyspace: str) -> list[str]:
-    """local/schema.cql's keyspace, tables and indexes that the progress jobs use, in ``keyspace``."""
+def schema_statements(keyspace: str, tables: tuple[str, ...] = TABLES) -> list[str]:
+    """local/schema.cql's keyspace, and the tables (with their indexes) in ``tables``, in ``keyspace``."""
     text = re.sub(r"--[^\n]*", "", (ROOT / "local" / "schema.cql").read_text())
     out = []
     for stmt in (s.strip() for s in text.split(";")):
         if stmt.startswith("CREATE KEYSPACE IF NOT EXISTS sunbird_courses") or any(
-                f"sunbird_courses.{t} " in stmt or f"sunbird_courses.{t}(" in stmt for t in TABLES):
+                f"sunbird_courses.{t} " in stmt or f"sunbird_courses.{t}(" in stmt for t in tables):
             out.append(" ".join(stmt.replace("sunbird_courses", keyspace).split()))
     return out
 

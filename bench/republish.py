@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from backfill import insert, run_job  # noqa: E402
+from backfill import insert, run_job, schema_statements  # noqa: E402
 from cassandra.cluster import Cluster  # noqa: E402
 
 KEYSPACE = "bench_republish"
@@ -54,17 +53,6 @@ def runner_args(a) -> list[str]:
     if a.runner == "direct-mp":
         return ["--direct_running_mode=multi_processing", f"--direct_num_workers={a.workers}"]
     return []
-
-
-def schema_statements(keyspace: str) -> list[str]:
-    """local/schema.cql's keyspace and the tables the two jobs use, in ``keyspace``."""
-    text = re.sub(r"--[^\n]*", "", (ROOT / "local" / "schema.cql").read_text())
-    out = []
-    for stmt in (s.strip() for s in text.split(";")):
-        if stmt.startswith("CREATE KEYSPACE IF NOT EXISTS sunbird_courses") or any(
-                f"sunbird_courses.{t} " in stmt or f"sunbird_courses.{t}(" in stmt for t in TABLES):
-            out.append(" ".join(stmt.replace("sunbird_courses", keyspace).split()))
-    return out
 
 
 def hierarchy(course: str, opt_required: bool) -> dict:
@@ -136,7 +124,7 @@ def main() -> int:
     session = cluster.connect()
     t0 = time.monotonic()
     session.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}", timeout=120)
-    for stmt in schema_statements(KEYSPACE):
+    for stmt in schema_statements(KEYSPACE, TABLES):
         session.execute(stmt, timeout=120)
     expected = seed(session, course, batch, a.size, random.Random(a.seed))
     put = session.prepare("INSERT INTO dev_hierarchy_store.content_hierarchy (identifier, hierarchy) VALUES (?, ?)")
