@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apache_beam.options.pipeline_options import StandardOptions
-
 from pipelines.io.cassandra import CassandraConfig
 from pipelines.io.redis_store import RedisConfig
 from pipelines.io.retry import RetryPolicy
-from pipelines.options.settings import cassandra_config, replay_window_secs, values
+from pipelines.options.settings import cassandra_config, dead_letter_outages, replay_window_secs, values
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,7 @@ bundle fails and Flink's restart strategy takes over (restoring from the last ch
 def progress_settings(opts, job_name: str, write_consumption: bool) -> ProgressSettings:
     """The settings both progress jobs build from their options (reference keys)."""
     o = values(opts)
-    bounded = not opts.view_as(StandardOptions).streaming
+    batch = dead_letter_outages(opts)
     return ProgressSettings(
         job_name=job_name,
         cassandra=cassandra_config(opts),
@@ -56,7 +54,7 @@ def progress_settings(opts, job_name: str, write_consumption: bool) -> ProgressS
         http_timeout_secs=float(o["http_timeout_secs"]),
         write_consumption=write_consumption,
         applied_ttl_secs=int(o["dedup_redis_database_expiry"]),
-        store_retry=RetryPolicy() if bounded else STREAMING_STORE_RETRY,
-        dead_letter_outages=bounded,
+        store_retry=RetryPolicy() if batch else STREAMING_STORE_RETRY,
+        dead_letter_outages=batch,
         replay_window_secs=replay_window_secs(opts),
     )
