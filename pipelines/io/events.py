@@ -15,10 +15,11 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import coders
-from apache_beam.io import ReadFromText, WriteToText
+from apache_beam.io import ReadFromText
 from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
 
 from pipelines.io.codec import dumps
+from pipelines.io.jsonl import WriteJsonl
 from pipelines.io.parse import DEFAULT_MAX_EVENT_BYTES, ParseEvents
 from pipelines.metrics import ACCOUNTING, FAILED_RECORDS, counter
 
@@ -143,9 +144,7 @@ class WriteEvents(beam.PTransform):
             return (
                 events
                 | "ToJson" >> beam.Map(lambda e: dumps(e, keep_nulls))
-                | "WriteJsonl" >> WriteToText(
-                    os.path.join(self.io.output_dir, self.topic), file_name_suffix=".jsonl",
-                    shard_name_template="", num_shards=1)
+                | "WriteJsonl" >> WriteJsonl(os.path.join(self.io.output_dir, f"{self.topic}.jsonl"))
             )
         return (
             events
