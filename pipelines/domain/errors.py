@@ -16,9 +16,9 @@ from __future__ import annotations
 class Skip(Exception):  # noqa: N818 - a counted control outcome, not an error
     """Not an event for this job: counted as skipped, never a failure.
 
-    ``metric`` names the job's own counter for this kind of skip (the reference counts some
-    separately, e.g. relation-cache-updater's ``skipped-mimetype-count``); without it the job's
-    general skip counter is used.
+    Every skip is counted under the job's general skip counter; ``metric`` also names a counter
+    for this kind of skip (why events were skipped, e.g. relation-cache-updater's
+    ``skipped-mimetype-count``), so the reason costs no second pass over the events.
     """
 
     def __init__(self, reason: str = "", metric: str | None = None):

@@ -91,7 +91,7 @@ def collection_request(event: dict) -> list[tuple[str, dict]]:
     ``skipped-<code>-count`` metric); ``InvalidRequest`` for a request that names no collection."""
     decision = classify_event(event)
     if decision.outcome == "skip":
-        raise Skip(decision.value)
+        raise Skip(decision.value, metric=f"skipped-{decision.value}-count")
     if decision.outcome == "fail":
         raise InvalidRequest(decision.value)
     return [(decision.value, event)]

@@ -42,7 +42,6 @@ from pipelines.domain.hierarchy import (
     CacheEntries,
     HierarchyError,
     cache_entries,
-    classify_event,
     collection_request,
     parse_hierarchy,
 )
@@ -162,23 +161,6 @@ def write_units(client, units: dict[str, str]) -> None:
     pipe.execute()
 
 
-class _CountSkipReasonsFn(beam.DoFn):
-    """``skipped-<reason>-count`` (``action``, ``mimetype``): why other traffic on the shared topic
-    was skipped. ``ValidateEvents`` counts the skip itself; this only names its reason."""
-
-    def __init__(self, job_name: str):
-        self.job_name = job_name
-        self.by_reason: dict[str, object] = {}
-
-    def process(self, event: dict):
-        decision = classify_event(event)
-        if decision.outcome == "skip":
-            if decision.value not in self.by_reason:
-                self.by_reason[decision.value] = counter(self.job_name, f"skipped-{decision.value}-count")
-            self.by_reason[decision.value].inc()
-        yield event
-
-
 class SelectCollectionRequests(beam.PTransform):
     """``requests, failed = events | SelectCollectionRequests(job_name)``: ``(collection id, event)``
     for every relation cache request; other events are skipped and counted, as in the reference;
@@ -190,7 +172,6 @@ class SelectCollectionRequests(beam.PTransform):
 
     def expand(self, events):
         return (events
-                | "CountSkipReasons" >> beam.ParDo(_CountSkipReasonsFn(self.job_name))
                 | "ValidateEvents" >> ValidateEvents(self.job_name, collection_request,
                                                      ValidationMetrics(failed=FAILED, skipped=SKIPPED, total=TOTAL)))
 

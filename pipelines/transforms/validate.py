@@ -44,21 +44,19 @@ class _ValidateFn(beam.DoFn):
         if outcome in self.counters and n:
             self.counters[outcome].inc(n)
 
-    def _skip_counter(self, skip: Skip):
-        if skip.metric is None:
-            return self.counters.get("skipped")
-        if skip.metric not in self.counters:
-            self.counters[skip.metric] = counter(self.job_name, skip.metric)
-        return self.counters[skip.metric]
+    def _count_skip(self, skip: Skip) -> None:
+        self._inc("skipped")
+        if skip.metric is not None:
+            if skip.metric not in self.counters:
+                self.counters[skip.metric] = counter(self.job_name, skip.metric)
+            self.counters[skip.metric].inc()
 
     def process(self, event: dict):
         self._inc("total")
         try:
             parsed = self.parse(event)
         except Skip as skip:
-            skipped = self._skip_counter(skip)
-            if skipped is not None:
-                skipped.inc()
+            self._count_skip(skip)
             return
         except InvalidRequest as e:
             self._inc("failed")

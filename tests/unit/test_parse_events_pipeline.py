@@ -65,5 +65,5 @@ def test_validate_events_counts_each_outcome_under_the_jobs_names():
     result.wait_until_finish()
     counts = {c.key.metric.name: c.committed for c in
               result.metrics().query(MetricsFilter().with_namespace("v-job"))["counters"]}
-    assert counts == {"total-events-count": 5, "valid-count": 1, "ignored-count": 1, "skipped-events-count": 1,
+    assert counts == {"total-events-count": 5, "valid-count": 1, "ignored-count": 1, "skipped-events-count": 3,
                       "skipped-mimetype-count": 2, "failed-count": 1}
