@@ -78,7 +78,7 @@ def run_one(system: str, label: str, a: argparse.Namespace) -> dict:
     log = open(RUNS / f"{tag}.log", "w")
     res: dict = {"job": a.job, "system": system, "tag": tag, "events": len(ds.events), "seed_s": round(seed_s, 1),
                  "load_avg_start": os.getloadavg()[0], "log": str(RUNS / f"{tag}.log"),
-                 "cmd": " ".join(cmd) if system == "beam" else " ".join(cmd[-4:])}
+                 "cmd": " ".join(cmd if system == "beam" else ["java ... -cp target/classes:$(cat cp.txt)", *cmd[-3:]])}
     t_start = time.time()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     extra = {k: p for k, p in (("cassandra", C.find_pid("CassandraDaemon")), ("redis", C.find_pid("redis-server")),

@@ -10,8 +10,14 @@ this imports), widened to what these two jobs need. The certificate generator op
 Elasticsearch client and builds a cloud-storage service in ``open()``/``main`` even on the RC path,
 so jobs-core keeps ``elasticsearch-rest-high-level-client`` and ``ElasticSearchUtil.scala``, and
 certificate-processor keeps its own dependencies (cloud-store-sdk is on Maven Central). Only test
-dependencies, test sources and the shade/scalatest/scoverage/test-jar plugins go. Each edited pom
-is kept as ``pom.xml.orig``; safe to run twice. Standard library only (plus the shared helpers).
+dependencies, test sources and the shade/scalatest/scoverage/test-jar plugins go.
+
+One pin: with the trimmed jobs-core, Maven mediates the generator's Netty to a mix of 4.1.94
+(netty-common and epoll, from certificate-processor's zookeeper/hadoop) and 4.0.56 (the Cassandra
+driver's handler/transport), and the Cassandra driver fails in ``open()`` (AbstractMethodError in
+NioEventLoopGroup). The untrimmed build pulls Netty 4.1 for all of them, so the generator's pom pins
+the Netty 4.1.94 family (``dependencyManagement``). Each edited pom is kept as ``pom.xml.orig``;
+safe to run twice. Standard library only (plus the shared helpers).
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ JOBS = (ASSESS, CERTGEN)
 CORE_EXTRA = {"elasticsearch-rest-high-level-client"}
 DROP_PLUGINS = {"maven-shade-plugin", "scalatest-maven-plugin", "scoverage-maven-plugin", "maven-jar-plugin"}
 UNUSED_SOURCES = ("MongoUtil.scala", "Neo4JUtil.scala")
+NETTY = ("netty-common", "netty-buffer", "netty-transport", "netty-handler", "netty-codec", "netty-resolver")
+NETTY_VERSION = "4.1.94.Final"
 
 
 def set_modules(pom: Path, names: list[str]) -> None:
@@ -78,6 +86,22 @@ def trim_deps(pom: Path, keep: set[str] | None = None, unprovide: bool = False, 
     print(f"[trim] {pom}: dropped {len(dropped)} dependencies; plugins dropped: {', '.join(plugins) or '-'}")
 
 
+def pin_netty(pom: Path) -> None:
+    """One Netty version for the whole classpath (see the module docstring)."""
+    tree = ET.parse(pom, ET.XMLParser(target=ET.TreeBuilder(insert_comments=True)))
+    root = tree.getroot()
+    dm = root.find(q("dependencyManagement"))
+    dm = ET.SubElement(root, q("dependencyManagement")) if dm is None else dm
+    deps = dm.find(q("dependencies"))
+    deps = ET.SubElement(dm, q("dependencies")) if deps is None else deps
+    for a in NETTY:
+        d = ET.SubElement(deps, q("dependency"))
+        for tag, val in (("groupId", "io.netty"), ("artifactId", a), ("version", NETTY_VERSION)):
+            ET.SubElement(d, q(tag)).text = val
+    save(tree, pom)
+    print(f"[trim] {pom}: Netty pinned to {NETTY_VERSION}")
+
+
 def main() -> int:
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -88,6 +112,7 @@ def main() -> int:
     trim_deps(work / PROC / "pom.xml")
     for job in JOBS:
         trim_deps(work / job / "pom.xml", unprovide=True, add=JOB_ADD)
+    pin_netty(work / CERTGEN / "pom.xml")
     for name in UNUSED_SOURCES:
         for f in (work / "jobs-core" / "src" / "main").rglob(name):
             f.unlink()
