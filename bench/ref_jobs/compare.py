@@ -57,6 +57,21 @@ def beam_cmd(project: Path, module: str, conf: Path, extra: list[str]) -> list[s
             "--runner=FlinkRunner", "--flink_master=[local]", *extra]
 
 
+def wait_topics(topics: list[str], timeout: float = 60) -> None:
+    """A fresh topic answers offset requests only once its partition has a leader (else
+    NOT_LEADER_FOR_PARTITION, which once failed a run before it started)."""
+    deadline = time.monotonic() + timeout
+    for name in topics:
+        while True:
+            try:
+                C.end_offset(name)
+                break
+            except Exception:  # noqa: BLE001 - KafkaException until the leader is elected
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+
 def run_one(system: str, label: str, a: argparse.Namespace) -> dict:
     job = JOBS[a.job](a.events)
     tag = f"{label}_{a.job[:4]}_{system}_{int(time.time()) % 100000}".replace("-", "_").replace(".", "_")
@@ -64,6 +79,7 @@ def run_one(system: str, label: str, a: argparse.Namespace) -> dict:
     t = {k: f"perf.{tag}.{k}" for k in job.topics}
     out = t[job.out_topic]
     C.create_topics(*t.values())
+    wait_topics(list(t.values()))
     t_seed = time.monotonic()
     job.seed(ds)
     seed_s = time.monotonic() - t_seed
