@@ -113,27 +113,57 @@ CONSUMED = ("INSERT INTO {ks}.user_content_consumption (userid, courseid, batchi
             "VALUES (?, ?, ?, ?, 2)")
 
 
-def seed_jsonl(session, run: str, n: int, path: Path, rnd: random.Random) -> int:
-    """One course, ``n // 5`` learners enrolled; ``n`` events streamed to ``path``. Returns completions."""
+def seed_jsonl(session, run: str, n: int, path: Path, rnd: random.Random) -> tuple[int, dict[str, int]]:
+    """One course, ``n // 5`` learners enrolled; ``n`` events streamed to ``path``. Returns the
+    completions and, per learner with events, the bit mask of the leaves they completed (what
+    ``check_jsonl`` compares the stored progress with)."""
     course, tree = course_tree(run, 0)
     seed_relation_cache([(course, tree)])
     batch = f"{course}-B"
     learners = max(2000, n // 5)
     insert(session, ENROL.format(ks=KEYSPACE), ((f"bf-{run}-L{i}", course, batch) for i in range(learners)))
     leaves = [c for cs in tree.values() for c in cs]
-    completions = 0
+    completions, masks = 0, {}
     with path.open("w") as f:
         for i in range(n):
             user = f"bf-{run}-L{rnd.randrange(learners)}"
-            contents = [{"contentId": c, "status": 2} for c in rnd.sample(leaves, rnd.randint(1, 3))]
+            picked = rnd.sample(range(len(leaves)), rnd.randint(1, 3))
+            contents = [{"contentId": leaves[j], "status": 2} for j in picked]
             completions += len(contents)
+            for j in picked:
+                masks[user] = masks.get(user, 0) | 1 << j
             f.write(json.dumps({
                 "eid": "BE_JOB_REQUEST", "ets": 1700000000000 + i, "mid": f"LMS.bf.{run}.{i}",
                 "actor": {"type": "System", "id": "Course Batch Updater"},
                 "object": {"type": "CourseBatchEnrolment", "id": f"{batch}_{user}"},
                 "edata": {"action": "batch-enrolment-update", "iteration": 1, "userId": user, "courseId": course,
                           "batchId": batch, "contents": contents}}) + "\n")
-    return completions
+    return completions, masks
+
+
+def check_jsonl(masks: dict[str, int], out_dir: Path) -> dict[str, int]:
+    """Every enrolment of the run against what its events imply: progress = distinct leaves
+    completed, status 2 exactly when all 20 are, the consumption rows, and one cert-issue request
+    per completed enrolment. Read back a page at a time."""
+    cluster = Cluster(["127.0.0.1"])
+    session = cluster.connect()
+    wrong = checked = 0
+    try:
+        rows = session.execute(f"SELECT userid, status, progress FROM {KEYSPACE}.user_enrolments")
+        for r in rows:
+            done = masks.get(r.userid, 0).bit_count()
+            want = (2 if done == LEAVES else 1, done or None)
+            checked += 1
+            wrong += (r.status, r.progress or None) != want
+        consumed = sum(1 for _ in session.execute(f"SELECT userid FROM {KEYSPACE}.user_content_consumption"))
+    finally:
+        cluster.shutdown()
+    cert = out_dir / "local.issue.certificate.request.jsonl"
+    certs = sum(1 for _ in cert.open()) if cert.exists() else 0
+    completed = sum(1 for m in masks.values() if m.bit_count() == LEAVES)
+    return {"enrolments_checked": checked, "enrolments_wrong": wrong,
+            "consumption_rows": consumed, "consumption_rows_expected": sum(m.bit_count() for m in masks.values()),
+            "cert_requests": certs, "cert_requests_expected": completed}
 
 
 def seed_cassandra(session, run: str, n: int, n_courses: int, rnd: random.Random) -> int:
@@ -303,7 +333,7 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="also append the result line to this file")
     a = ap.parse_args()
 
-    run, rnd = uuid.uuid4().hex[:8], random.Random(a.seed)
+    run, rnd, masks = uuid.uuid4().hex[:8], random.Random(a.seed), None
     work = Path(tempfile.mkdtemp(prefix=f"backfill-{run}-"))
     cluster = Cluster(["127.0.0.1"])
     t0 = time.monotonic()
@@ -316,7 +346,7 @@ def main() -> int:
         elif a.source == "jsonl":
             fresh_keyspace(session, KEYSPACE)
             data = work / "events.jsonl"
-            completions = seed_jsonl(session, run, a.size, data, rnd)
+            completions, masks = seed_jsonl(session, run, a.size, data, rnd)
             module, args = "activity", ["--input", str(data)]
         else:
             fresh_keyspace(session, KEYSPACE)
@@ -343,6 +373,8 @@ def main() -> int:
            "rc": rc, "seconds": round(secs, 1), "per_sec": round(a.size / secs), "peak_rss_mib": round(peak / 2**20),
            "cpu_s": round(cpu, 1), "seed_s": round(seed_s), "completions": completions, "log": str(log),
            "counters": counters}
+    if masks is not None and rc == 0:
+        res["check"] = check_jsonl(masks, work / "out")
     line = json.dumps(res)
     print(line, flush=True)
     if a.out:
