@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("BENCH_REF_DIR", HERE.parents[2] / "shared" / "bench-ref"))
 sys.path.insert(0, str(SHARED))  # before this folder: ../shared/bench-ref/side_by_side.py is imported
 import common as C  # noqa: E402
+import jobs  # noqa: E402
 from jobs import JOBS  # noqa: E402  (this folder is on sys.path as the script's own)
 from side_by_side import JAVA17_OPENS, stop, wait_offset  # noqa: E402
 
@@ -92,14 +93,14 @@ def run_one(system: str, label: str, a: argparse.Namespace) -> dict:
     else:
         cmd, cwd = beam_cmd(a.project, job.beam_module, conf, a.beam_extra.split()), a.project
     log = open(RUNS / f"{tag}.log", "w")
-    res: dict = {"job": a.job, "system": system, "tag": tag, "events": len(ds.events), "seed_s": round(seed_s, 1),
+    res: dict = {"job": a.job, "system": system, "emulator": a.emulator,
+                 "tag": tag, "events": len(ds.events), "seed_s": round(seed_s, 1),
                  "load_avg_start": os.getloadavg()[0], "log": str(RUNS / f"{tag}.log"),
                  "cmd": " ".join(cmd if system == "beam" else ["java ... -cp target/classes:$(cat cp.txt)", *cmd[-3:]])}
     t_start = time.time()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     extra = {k: p for k, p in (("cassandra", C.find_pid("CassandraDaemon")), ("redis", C.find_pid("redis-server")),
-                               ("kafka", C.find_pid("kafka.Kafka")), ("emulator", C.find_pid("emulator/sunbird.py")))
-             if p}
+                               ("kafka", C.find_pid("kafka.Kafka")), ("emulator", a.emulator_pid)) if p}
     smp = C.Sampler(proc.pid, extra)
     smp.start()
     try:
@@ -174,17 +175,36 @@ def main() -> int:
     ap.add_argument("--beam_extra", default="", help="extra pipeline options for lern-beam")
     ap.add_argument("--startup_timeout", type=float, default=240)
     ap.add_argument("--timeout", type=float, default=0, help="seconds for the measured events (default 120 + n/5)")
+    ap.add_argument("--emulator", choices=("stack", "private", "private-nodelay"), default="stack",
+                    help="Sunbird emulator: the stack's (port 9000), or a private one on --emulator_port started "
+                         "for this invocation, with TCP_NODELAY for private-nodelay (see emulator.py)")
+    ap.add_argument("--emulator_port", type=int, default=9100)
     ap.add_argument("--out", default=str(SCRATCH / "results.jsonl"))
     a = ap.parse_args()
     a.project = Path(a.project).resolve()
     systems = [s for s in a.systems.split(",") if s]
+    emu = None
+    a.emulator_pid = C.find_pid("emulator/sunbird.py")
+    if a.emulator != "stack":
+        RUNS.mkdir(parents=True, exist_ok=True)
+        nodelay = ["--nodelay"] if a.emulator.endswith("nodelay") else []
+        emu = subprocess.Popen([str(a.project / ".venv" / "bin" / "python"), str(HERE / "emulator.py"),
+                                "--port", str(a.emulator_port), *nodelay],
+                               stdout=open(RUNS / f"emulator_{a.label}.log", "w"), stderr=subprocess.STDOUT,
+                               start_new_session=True)
+        jobs.EMULATOR, a.emulator_pid = f"http://127.0.0.1:{a.emulator_port}", emu.pid
+        time.sleep(3)
     rows = []
-    for p in range(1, a.pairs + 1):
-        for system in (systems if p % 2 else systems[::-1]):
-            r = run_one(system, a.label, a)
-            r.update(pair=p, label=a.label, time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-            C.append_result(r, a.out)
-            rows.append(r)
+    try:
+        for p in range(1, a.pairs + 1):
+            for system in (systems if p % 2 else systems[::-1]):
+                r = run_one(system, a.label, a)
+                r.update(pair=p, label=a.label, time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                C.append_result(r, a.out)
+                rows.append(r)
+    finally:
+        if emu is not None:
+            stop(emu)
     print(table(rows))
     return 0 if all("error" not in r and r["check"]["correct"] for r in rows) else 1
 

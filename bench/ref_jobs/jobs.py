@@ -18,7 +18,7 @@ from cassandra.cluster import Cluster
 from cassandra.concurrent import execute_concurrent_with_args
 
 KS = "sunbird_courses"
-EMULATOR = "http://127.0.0.1:9000"
+EMULATOR = "http://127.0.0.1:9000"  # the stack's; compare.py --emulator private* points it at its own
 T0 = 1_700_000_000_000  # event times (ms): longs, as the reference's Event readers need
 
 # Keys every reference job's BaseJobConfig reads; the job-specific blocks are appended.
