@@ -15,6 +15,7 @@ can go together go as batches (``execute_batches``): one request instead of doze
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import namedtuple
@@ -57,6 +58,39 @@ def cached_row_factory(colnames: Sequence[str], rows: Sequence[Sequence[Any]]) -
     return [cls._make(r) for r in rows]
 
 
+class BatchWarningsOnce(logging.Filter):
+    """Lets the server's warnings about our batches through once per kind and process.
+
+    ``execute_batches`` sends UNLOGGED batches over many partitions and above Cassandra's 5 KiB
+    warn threshold on purpose (bench/README.md: one request instead of dozens). The server warns
+    on every such request and the driver logs each warning: ~20,000 identical lines per 100k
+    events of a backfill. The first of each kind stays, so an operator still sees it; anything
+    else the server says is logged as before."""
+
+    KINDS = ("Unlogged batch covering", "Batch for [")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        kind = next((k for k in self.KINDS if k in message), None)
+        if kind is None:
+            return True
+        if kind in self.seen:
+            return False
+        self.seen.add(kind)
+        record.msg, record.args = f"{message} (further warnings of this kind are not logged)", None
+        return True
+
+
+def _quiet_batch_warnings() -> None:
+    driver_log = logging.getLogger("cassandra.protocol")
+    if not any(isinstance(f, BatchWarningsOnce) for f in driver_log.filters):
+        driver_log.addFilter(BatchWarningsOnce())
+
+
 class _SharedSession:
     """One cluster + session for every client of a process with the same config."""
 
@@ -73,6 +107,7 @@ class _SharedSession:
                               execution_profiles={EXEC_PROFILE_DEFAULT: profile})
             return cluster, cluster.connect(cfg.keyspace)
 
+        _quiet_batch_warnings()
         self.cluster, self.session = call_with_retries(connect, retry, TRANSIENT, "cassandra connect")
         self.prepared: dict[str, Any] = {}
         self.users = 0
