@@ -20,6 +20,7 @@ by path), so both benchmarks measure the same way.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -134,7 +135,12 @@ def run_one(system: str, label: str, a: argparse.Namespace) -> dict:
         stop(proc)
         log.close()
         res["peak_rss_mib"] = round(smp.peak_rss / 2**20)
-    res["check"] = job.check(ds)
+    try:
+        outputs = [json.loads(v) for v in C.topic_values(out)]
+    except Exception as e:  # noqa: BLE001
+        res["error"] = res.get("error") or repr(e)
+        outputs = []
+    res["check"] = job.check(ds, outputs)
     return res
 
 

@@ -164,9 +164,12 @@ class Assessment:
         return (sum(q["edata"]["score"] for q in latest.values()),
                 float(sum(q["edata"]["item"]["maxscore"] for q in latest.values())), len(latest))
 
-    def check(self, ds: Dataset) -> dict:
-        """Every attempt's row (total score, max score, question count) and every learner's course
-        row in user_activity_agg (best score and attempt count per content)."""
+    def check(self, ds: Dataset, outputs: list[dict]) -> dict:
+        """Every attempt's row (total score, max score, question count), every learner's course
+        row in user_activity_agg (best score and attempt count per content), and each learner's last
+        issue-certificate request: its ``attemptId`` is the latest attempt when the learner has
+        scores of exactly one content, else "" (reference ``UserScoreAggregateFunction``). Earlier
+        requests are not compared: which attempts they see depends on batching."""
         want_rows: dict[str, dict[str, tuple]] = {}
         for a in ds.warmup + ds.events:
             want_rows.setdefault(a["userId"], {})[a["attemptId"]] = (a["contentId"], *self._totals(a))
@@ -181,7 +184,8 @@ class Assessment:
             rows = execute_concurrent_with_args(s, q_rows, [(u, ds.course, ds.batch) for u in users], concurrency=64)
             aggs = execute_concurrent_with_args(s, q_agg, [(ds.course, u, f"cb:{ds.batch}") for u in users],
                                                 concurrency=64)
-            bad = {"attempt_rows": 0, "attempt_values": 0, "best_score": 0, "attempts_count": 0}
+            bad = {"attempt_rows": 0, "attempt_values": 0, "best_score": 0, "attempts_count": 0, "last_request": 0}
+            last = {e["edata"]["userIds"][0]: e for e in outputs}
             examples: list = []
             for u, r, g in zip(users, rows, aggs, strict=True):
                 got = {x.attempt_id: (x.content_id, x.total_score, x.total_max_score, len(x.question or []))
@@ -208,6 +212,12 @@ class Assessment:
                     if agg.get(f"attempts_count:{cid}") != float(len(scores)):
                         bad["attempts_count"] += 1
                         errs.append(("count", cid, agg.get(f"attempts_count:{cid}"), len(scores)))
+                latest = max(want, key=lambda aid: int(aid.rsplit("_a", 1)[1])) if len(per_content) == 1 else ""
+                e = last.get(u) or {"edata": {}}
+                if (e["edata"].get("attemptId"), e["edata"].get("courseId"), e["edata"].get("batchId")) != \
+                        (latest, ds.course, ds.batch):
+                    bad["last_request"] += 1
+                    errs.append(("last request", e["edata"].get("attemptId"), latest))
                 if errs and len(examples) < 5:
                     examples.append((u, errs[:3]))
         finally:
@@ -324,12 +334,12 @@ sunbird_instance_name = "Sunbird"
     def expected_out(self, events: list[dict]) -> int:
         return len(events)
 
-    def check(self, ds: Dataset) -> dict:
+    def check(self, ds: Dataset, outputs: list[dict]) -> dict:
         """Per learner exactly one ``issued_certificates`` entry of the template's name with an RC
-        id; RC holds exactly one ACTIVE record per learner of the batch; one notification and one
-        user feed per learner reached the emulator."""
+        id, and one AUDIT event naming that learner and that id; RC holds exactly one record per
+        learner of the batch; one notification and one user feed per learner reached the emulator."""
         users = ds.learners + [e["edata"]["userId"] for e in ds.warmup]
-        bad = {"issued_certificates": 0, "rc_records": 0, "notifications": 0, "user_feeds": 0}
+        bad = {"issued_certificates": 0, "audit_events": 0, "rc_records": 0, "notifications": 0, "user_feeds": 0}
         examples: list = []
         cluster = Cluster(["127.0.0.1"])
         try:
@@ -349,6 +359,8 @@ sunbird_instance_name = "Sunbird"
                     osids[u] = certs[0]["identifier"]
         finally:
             cluster.shutdown()
+        audits = sorted((e["actor"]["id"], e["object"]["id"]) for e in outputs)
+        bad["audit_events"] = len(set(audits) ^ set(osids.items())) + len(audits) - len(set(audits))
         rc = _http("POST", "/api/v1/TrainingCertificate/search",
                    {"filters": {"training.batchId": {"eq": ds.batch}}, "limit": 1_000_000})
         per_user: dict[str, int] = {}
