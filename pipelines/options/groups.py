@@ -244,9 +244,9 @@ class BatchIOOptions(PipelineOptions):
                    help="How a bounded run cuts its store batches (not a reference key). bundle: from each "
                         "bundle's elements as they stream past, so nothing is held but the open batches "
                         "(needs a runner that processes one bundle at a time: DirectRunner with one "
-                        "worker); shuffle: GroupByKey on the shard key, then batches (any number of "
-                        "workers, but the runner holds the grouped input). auto: bundle on a one-worker "
-                        "DirectRunner, shuffle elsewhere.")
+                        "worker, FlinkRunner at --parallelism=1); shuffle: GroupByKey on the shard key, "
+                        "then batches (any number of workers, but the runner holds the grouped input). "
+                        "auto: bundle on those two, shuffle elsewhere.")
         add_option(parser, "scan_page_size", default=1000, type=int,
                    help="Backfill (--from_cassandra): rows per page request of the scan; a worker holds "
                         "one page at a time (not a reference key).")

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    FlinkRunnerOptions,
+    PipelineOptions,
+    StandardOptions,
+)
 
 from pipelines.io.cassandra import CassandraConfig
 from pipelines.io.events import EventIO, KafkaConfig
@@ -22,25 +27,29 @@ def dead_letter_outages(opts: PipelineOptions) -> bool:
     return not opts.view_as(StandardOptions).streaming
 
 
-_ONE_AT_A_TIME_RUNNERS = frozenset({"directrunner", "direct", "switchingdirectrunner", "testdirectrunner",
-                                    "fnapirunner"})
+_DIRECT_RUNNERS = frozenset({"directrunner", "direct", "switchingdirectrunner", "testdirectrunner", "fnapirunner"})
+_FLINK_RUNNERS = frozenset({"flinkrunner", "flink"})
 
 
 def bounded_grouping(opts: PipelineOptions) -> str:
     """How a bounded run's ``ShardedBatches`` cut their batches: ``"bundle"`` or ``"shuffle"``.
 
     Batches cut from a bundle as it streams past hold nothing but the open batches, but they keep
-    one learner's events in one worker only if the runner runs one bundle at a time, which a
-    one-worker DirectRunner does (its stages are fused and run in turn). Everywhere else
-    (Flink, several DirectRunner workers) a ``GroupByKey`` on the shard key keeps each shard on one
-    worker. ``--bounded_grouping`` overrides the choice."""
+    one learner's events in one worker only if the runner runs one bundle at a time: a one-worker
+    DirectRunner (its stages are fused and run in turn) or FlinkRunner at parallelism 1 (one
+    subtask per step; ``task.parallelism`` is 1 by default). With parallel workers a
+    ``GroupByKey`` on the shard key keeps each shard on one worker. ``--bounded_grouping``
+    overrides the choice."""
     choice = opts.view_as(BatchIOOptions).bounded_grouping or "auto"
     if choice != "auto":
         return choice
     runner = opts.view_as(StandardOptions).runner or "DirectRunner"
     name = (runner if isinstance(runner, str) else type(runner).__name__).lower()
-    one_worker = opts.view_as(DirectOptions).direct_num_workers == 1
-    return "bundle" if name in _ONE_AT_A_TIME_RUNNERS and one_worker else "shuffle"
+    if name in _DIRECT_RUNNERS:
+        one_at_a_time = opts.view_as(DirectOptions).direct_num_workers == 1
+    else:
+        one_at_a_time = name in _FLINK_RUNNERS and opts.view_as(FlinkRunnerOptions).parallelism == 1
+    return "bundle" if one_at_a_time else "shuffle"
 
 
 def replay_window_secs(opts: PipelineOptions) -> float:

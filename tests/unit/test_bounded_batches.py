@@ -33,8 +33,10 @@ GBK = common_urns.primitives.GROUP_BY_KEY.urn
     (["--direct_num_workers=2"], "shuffle"),
     (["--direct_num_workers=0"], "shuffle"),
     (["--runner=FlinkRunner"], "shuffle"),
+    (["--runner=FlinkRunner", "--parallelism=2"], "shuffle"),
+    (["--runner=FlinkRunner", "--parallelism=1"], "bundle"),
     (["--runner=PrismRunner"], "shuffle"),
-    (["--runner=FlinkRunner", "--bounded_grouping=bundle"], "bundle"),
+    (["--runner=FlinkRunner", "--parallelism=2", "--bounded_grouping=bundle"], "bundle"),
     (["--bounded_grouping=shuffle"], "shuffle"),
 ])
 def test_bounded_grouping_cuts_from_bundles_only_where_bundles_run_one_at_a_time(argv, expected):
@@ -126,3 +128,13 @@ def test_concatenate_joins_the_committed_parts_only_and_replaces_an_old_file(tmp
     assert target.read_text() == "1\n2\n3\n"
     assert not parts_dir.exists()
     assert sorted(os.listdir(tmp_path)) == ["t.jsonl"]
+
+
+def test_a_flink_backfill_at_the_reference_parallelism_cuts_from_bundles(tmp_path):
+    argv = [f"--input={tmp_path / 'in.jsonl'}", "--runner=FlinkRunner"]
+    extra = job.runner_defaults(job.job_options(argv, activity.defaults), argv)
+    assert "--parallelism=1" in extra, "task.parallelism (1 by default) becomes --parallelism"
+    assert bounded_grouping(job.job_options([*argv, *extra], activity.defaults)) == "bundle"
+    two = [*argv, "--task_parallelism=2"]
+    extra = job.runner_defaults(job.job_options(two, activity.defaults), two)
+    assert bounded_grouping(job.job_options([*two, *extra], activity.defaults)) == "shuffle"
