@@ -56,6 +56,10 @@ class CertOptions(PipelineOptions):
                    help="Seconds after which an unfinished claim of a crashed worker may be taken over.")
         ref_option(parser, "cert.escape.xml", default=True, type=parse_bool,
                    help="XML-escape the values RC substitutes into the SVG template (names, course name).")
+        ref_option(parser, "cert.http.parallelism", default=8, type=int,
+                   help="Certificates a worker issues (and learners it notifies) at once: concurrent RC, "
+                        "user and notification calls, each certificate still guarded by its claim "
+                        "(lern-beam's own key; 1 = one at a time, as the reference).")
         ref_option(parser, "cert.backend", default="rc", choices=("rc", "vc"),
                    help="rc: issue and revoke through Sunbird RC (the reference); vc: issue Open Badges 3.0 "
                         "VC-JWTs signed here, with Bitstring Status Lists (no RC).")
@@ -135,6 +139,7 @@ class CertSettings:
     vc_publish_dir: str = ""
     http_timeout_secs: float = 10.0
     http_retries: int = 3
+    http_parallelism: int = 8
     collection_cache: RedisConfig | None = None  # course metadata (reference: redis.host, collectionCache.id)
     content_cache: RedisConfig | None = None  # content metadata (reference: redis-meta.host, contentCache.id)
     dead_letter_outages: bool = True  # batch; streaming waits an outage out (restart from checkpoint)
@@ -173,7 +178,7 @@ def cert_settings(opts: PipelineOptions, job_name: str) -> CertSettings:
         vc_issuer_name=o["cert_vc_issuer_name"], vc_status_base_url=o["cert_vc_status_base_url"],
         vc_status_list=o["cert_vc_status_list"], vc_publish_dir=o["cert_vc_publish_dir"],
         http_timeout_secs=float(o["http_timeout_secs"]),
-        http_retries=int(o["http_retries"]),
+        http_retries=int(o["http_retries"]), http_parallelism=max(1, int(o["cert_http_parallelism"])),
         collection_cache=RedisConfig(host=o["redis_host"], port=int(o["redis_port"]),
                                      db=int(o["redis_database_collectioncache_id"])),
         content_cache=RedisConfig(host=o["redis_meta_host"], port=int(o["redis_meta_port"]),

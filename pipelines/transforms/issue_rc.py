@@ -31,6 +31,7 @@ import functools
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,8 +42,8 @@ from pipelines.domain import certificates as C
 from pipelines.domain import vc as V
 from pipelines.io.cassandra import CassandraClient
 from pipelines.io.rc import RCClient, RCUnavailable
-from pipelines.metrics import counter
 from pipelines.options.certificates import CertSettings
+from pipelines.transforms.concurrent_calls import Tally, map_concurrently
 from pipelines.transforms.failures import FAILED_TAG, fail
 from pipelines.transforms.validate import ValidateEvents, ValidationMetrics
 
@@ -64,9 +65,10 @@ class _IssueFn(beam.DoFn):
 
     def __init__(self, s: CertSettings):
         self.s = s
-        self.c = {name: counter(s.job_name, name) for name in self.METRICS}
 
     def setup(self):
+        self.c = Tally(self.s.job_name, self.METRICS)
+        self.pool = ThreadPoolExecutor(max_workers=self.s.http_parallelism, thread_name_prefix="issue-rc")
         self.db = CassandraClient(self.s.cassandra)
         self.rc = RCClient(self.s.rc_base, self.s.rc_entity, self.s.rc_api_key, self.s.http_timeout_secs,
                            self.s.http_retries)
@@ -113,31 +115,36 @@ class _IssueFn(beam.DoFn):
             })
 
     def teardown(self):
+        self.pool.shutdown()
         self.rc.close()
         self.db.close()
 
-    def process(self, req: C.GenerateRequest):
+    def process(self, requests: list[C.GenerateRequest]):
+        """A batch of requests, ``cert.http.parallelism`` of them in flight (``concurrent_calls``)."""
+        yield from map_concurrently(self.pool, self.c, self._handle, requests)
+
+    def _handle(self, req: C.GenerateRequest):
         if req.signatory_problem:
-            self.c["signatory-validation-suppressed-count"].inc()
+            self.c.inc("signatory-validation-suppressed-count")
             log.warning("signatory list invalid (suppressed): %s", req.signatory_problem)
         try:
             row = self._enrolment(req.user_id, req)
             if row is None:
-                self.c["skipped-event-count"].inc()  # reference isNotIssued: a counted skip
+                self.c.inc("skipped-event-count")  # reference isNotIssued: a counted skip
                 return
             problem = C.issuance_problem(
                 req, (self._row(self.cql["templates"], (req.course_id, req.batch_id)) or {}).get("cert_templates"),
                 row.get("issued_certificates"), functools.partial(self._claimed, req))
             if problem:
-                self.c["failed-events-count"].inc()
+                self.c.inc("failed-events-count")
                 yield fail(self.s.job_name, problem, req.event, stage="validate")
                 return
             if C.already_issued(req, row.get("issued_certificates")):
-                self.c["skipped-event-count"].inc()  # reference isNotIssued: a counted skip
+                self.c.inc("skipped-event-count")  # reference isNotIssued: a counted skip
                 return
             results = [self._issue(req, r) for r in req.recipients]
         except Exception as e:  # noqa: BLE001 - after retries: dead-letter with the reason
-            self.c["failed-events-count"].inc()
+            self.c.inc("failed-events-count")
             yield fail(self.s.job_name, f"certificate generation failed: {e}", req.event, stage="generate")
             return
         issued_any = False
@@ -147,7 +154,7 @@ class _IssueFn(beam.DoFn):
             issued_any = True
             yield pvalue.TaggedOutput(AUDIT_TAG, res["audit"])
             yield pvalue.TaggedOutput(ISSUED_TAG, res["issued"])
-        self.c["success-events-count" if issued_any else "skipped-event-count"].inc()
+        self.c.inc("success-events-count" if issued_any else "skipped-event-count")
 
     # ------------------------------------------------------------------------------- reads
 
@@ -157,7 +164,7 @@ class _IssueFn(beam.DoFn):
 
     def _enrolment(self, user_id: str, req: C.GenerateRequest) -> dict | None:
         row = self._row(self.cql["enrolment"], (user_id, req.course_id, req.batch_id))
-        self.c["enrollment-db-read-count"].inc()
+        self.c.inc("enrollment-db-read-count")
         return row
 
     def _claimed(self, req: C.GenerateRequest) -> bool:
@@ -184,13 +191,13 @@ class _IssueFn(beam.DoFn):
         if not res[0]:
             existing = res._asdict()
             if C.claim_conflict(existing, now, self.s.lease_secs) == "duplicate":
-                self.c["duplicate-issue-count"].inc()
+                self.c.inc("duplicate-issue-count")
                 return None
             took = self.db.execute(self.cql["takeover"], (owner, now, cert_id, existing.get("owner")))[0]
             if not took[0]:
-                self.c["duplicate-issue-count"].inc()
+                self.c.inc("duplicate-issue-count")
                 return None
-            self.c["claim-takeover-count"].inc()
+            self.c.inc("claim-takeover-count")
         try:
             osid = cert_id if self.vc else existing.get("osid")  # vc: the credential is urn:uuid:<cert_id>
             if not osid:
@@ -235,7 +242,7 @@ class _IssueFn(beam.DoFn):
             res = self.db.execute(self.cql["set_certs"], (updated, user_id, req.course_id, req.batch_id,
                                                           current if current else None))
             if res and res[0][0]:
-                self.c["db-update-user-enrollment-count"].inc()
+                self.c.inc("db-update-user-enrollment-count")
                 return row.get("completedon")
         raise RuntimeError("issued_certificates kept changing under concurrent writers")
 
@@ -296,7 +303,7 @@ class _IssueFn(beam.DoFn):
         if req.old_id:
             self._rc_delete(req.old_id)
         body = C.rc_create_request(req, recipient, self.rc.public_key_id(), self.s.storage, self.s.escape_xml)
-        self.c["rc-create-count"].inc()
+        self.c.inc("rc-create-count")
         return self.rc.create(C.clean_values(body, self.s.bad_chars))
 
     def _rc_delete(self, old_id: str) -> None:
@@ -343,6 +350,8 @@ class IssueRC(beam.PTransform):
         parse = functools.partial(C.generate_requests, suppress_signatory=self.s.suppress_exception,
                                   rc_enabled=self.s.rc_enabled)
         valid, invalid = requests | "Validate" >> ValidateEvents(self.s.job_name, parse, VALIDATION)
-        out = valid | "Issue" >> beam.ParDo(_IssueFn(self.s)).with_outputs(FAILED_TAG, AUDIT_TAG, ISSUED_TAG)
+        out = (valid
+               | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=4 * self.s.http_parallelism)
+               | "Issue" >> beam.ParDo(_IssueFn(self.s)).with_outputs(FAILED_TAG, AUDIT_TAG, ISSUED_TAG))
         failed = (invalid, out[FAILED_TAG]) | "Failures" >> beam.Flatten()
         return out[AUDIT_TAG], out[ISSUED_TAG], failed

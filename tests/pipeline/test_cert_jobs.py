@@ -265,7 +265,7 @@ def test_concurrent_requests_issue_one_certificate(cql, tmp_path, run_id):
 
     def worker(fn):
         barrier.wait()
-        results.append(list(fn.process(req)))
+        results.append(list(fn.process([req, req, req])))  # also concurrent inside one worker's pool
 
     threads = [threading.Thread(target=worker, args=(fn,)) for fn in fns]
     for t in threads:
