@@ -602,6 +602,10 @@ def _parse_body(raw: bytes) -> Any:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Unirest and requests sessions expect
+    # Headers and body go out as two writes; with Nagle's algorithm on, the body of every answer on
+    # a kept-alive connection waited ~40 ms for the client's delayed ACK (real services set
+    # TCP_NODELAY), which made every HTTP-bound benchmark measure the emulator.
+    disable_nagle_algorithm = True
     server: SunbirdEmulator
 
     def _handle(self) -> None:
