@@ -113,14 +113,15 @@ CONSUMED = ("INSERT INTO {ks}.user_content_consumption (userid, courseid, batchi
             "VALUES (?, ?, ?, ?, 2)")
 
 
-def seed_jsonl(session, run: str, n: int, path: Path, rnd: random.Random) -> tuple[int, dict[str, int]]:
+def seed_jsonl(session, run: str, n: int, path: Path, rnd: random.Random,
+               learners: int | None = None) -> tuple[int, dict[str, int]]:
     """One course, ``n // 5`` learners enrolled; ``n`` events streamed to ``path``. Returns the
     completions and, per learner with events, the bit mask of the leaves they completed (what
     ``check_jsonl`` compares the stored progress with)."""
     course, tree = course_tree(run, 0)
     seed_relation_cache([(course, tree)])
     batch = f"{course}-B"
-    learners = max(2000, n // 5)
+    learners = learners or max(2000, n // 5)
     insert(session, ENROL.format(ks=KEYSPACE), ((f"bf-{run}-L{i}", course, batch) for i in range(learners)))
     leaves = [c for cs in tree.values() for c in cs]
     completions, masks = 0, {}
@@ -317,6 +318,10 @@ def main() -> int:
     ap.add_argument("--parallelism", type=int, default=2, help="Flink parallelism (flink)")
     ap.add_argument("--jvm_heap", default=None,
                     help="flink: the job server's maximum heap (-Xmx, e.g. 1g); the JVM default is a quarter of RAM")
+    ap.add_argument("--learners", type=int, default=None,
+                    help="jsonl: learners enrolled (default size/5, at least 2,000). The same number at "
+                         "every size keeps the shape of a batch (how many of its events share an "
+                         "enrolment) the same, so rates at different sizes compare")
     ap.add_argument("--courses", type=int, default=10, help="courses the enrolments spread over (cassandra)")
     ap.add_argument("--shards", type=int, default=8, help="task.window.shards")
     ap.add_argument("--batch_size", type=int, default=1000, help="threshold.batch.read.size")
@@ -346,7 +351,7 @@ def main() -> int:
         elif a.source == "jsonl":
             fresh_keyspace(session, KEYSPACE)
             data = work / "events.jsonl"
-            completions, masks = seed_jsonl(session, run, a.size, data, rnd)
+            completions, masks = seed_jsonl(session, run, a.size, data, rnd, a.learners)
             module, args = "activity", ["--input", str(data)]
         else:
             fresh_keyspace(session, KEYSPACE)
