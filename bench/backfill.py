@@ -9,7 +9,7 @@ the Flink job server's JVM included; at least the job process's own ``wait4`` fi
 
 * ``--source jsonl``: ``pipelines.activity --input events.jsonl`` over ``--size``
   ``batch-enrolment-update`` events, the kind bench/progress.py and ../shared/bench-ref make: a
-  course of 20 leaves in 4 units in the relation cache, ``size / 5`` learners enrolled, each event
+  course of 20 leaves in 4 units in the relation cache, ``size / 5`` learners enrolled (or ``--learners``), each event
   completing 1-3 random leaves of a random learner (fixed seed). Events are written to the file
   as they are generated, so the generator holds none of them.
 * ``--source cassandra``: ``pipelines.enrolment_sync --from_cassandra`` with no selection: every
