@@ -106,10 +106,8 @@ def main() -> int:
     run = f"rec{uuid.uuid4().hex[:8]}"
     topics = {k: f"bench.{run}.{k}" for k in ("in", "out", "failed")}
     create_topics(*topics.values())
-    args = ["--runner=FlinkRunner", f"--flink_master={fl.MASTER}", f"--kafka_input_topic={topics['in']}",
-            f"--kafka_output_topic={topics['out']}", f"--kafka_output_failed_topic={topics['failed']}",
-            f"--kafka_groupid={run}", "--kafka_auto_offset_reset=earliest",
-            f"--task_checkpointing_interval={a.checkpoint_ms}", f"--task_restart_strategy_delay={a.restart_delay_ms}"]
+    args = fl.smoke_args(topics, run, f"--task_checkpointing_interval={a.checkpoint_ms}",
+                         f"--task_restart_strategy_delay={a.restart_delay_ms}")
     log = fl.job_log(run)
     watch, feed = Watch(topics["out"]), Feed(topics["in"], run, a.rate)
     watch.start()
@@ -155,11 +153,7 @@ def main() -> int:
         gap, resumed = max((b - a_, b) for a_, b in zip(after, after[1:], strict=False))
     finally:
         watch.stop.set()
-        fl.cancel_all(run)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        fl.stop_run(run, proc)
     print(f"kill -9 {a.kill}, restart delay {a.restart_delay_ms} ms, checkpoints every {a.checkpoint_ms} ms, "
           f"{a.rate:g} events/s")
     print(f"  stack process back (registered):     {stack_back:6.1f} s")

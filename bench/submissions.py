@@ -46,11 +46,7 @@ def main() -> int:
     for n in range(args.count):
         name = f"{run_id}-{n}"
         log = fl.job_log(name)
-        proc = fl.submit("lern-smoke", [
-            "--runner=FlinkRunner", f"--flink_master={fl.MASTER}", f"--kafka_input_topic={topics['in']}",
-            f"--kafka_output_topic={topics['out']}", f"--kafka_output_failed_topic={topics['failed']}",
-            f"--kafka_groupid={name}", "--kafka_auto_offset_reset=earliest", "--max_num_records=1",
-        ], log)
+        proc = fl.submit("lern-smoke", fl.smoke_args(topics, name, "--max_num_records=1"), log)
         if proc.wait(300) != 0:
             print(f"submission {n + 1} failed: {log.read_text()[-3000:]}", file=sys.stderr)
             return 1

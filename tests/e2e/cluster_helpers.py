@@ -115,3 +115,20 @@ def cancel_all(name: str) -> None:
                 runner.rest(MASTER, f"/jobs/{j['jid']}?mode=cancel", method="PATCH")
             except RuntimeError:
                 pass
+
+
+def stop_run(name: str, proc: subprocess.Popen) -> None:
+    """A run's cleanup: cancel its jobs on the cluster and kill its submitter's process group."""
+    cancel_all(name)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def smoke_args(topics: dict[str, str], group: str, *extra: str) -> list[str]:
+    """``lern-smoke`` on the session cluster: ``topics`` in/out/failed, read from the start under
+    consumer group ``group``, plus ``extra`` flags."""
+    return ["--runner=FlinkRunner", f"--flink_master={MASTER}", f"--kafka_input_topic={topics['in']}",
+            f"--kafka_output_topic={topics['out']}", f"--kafka_output_failed_topic={topics['failed']}",
+            f"--kafka_groupid={group}", "--kafka_auto_offset_reset=earliest", *extra]

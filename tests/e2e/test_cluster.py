@@ -166,13 +166,7 @@ def run_crash_scenario(stack, cql, run_id: str, tmp_path: Path, crash) -> dict:
         certs = [json.loads(v) for _, v in consume_all(topics["cert"], expected=len(completers) + 5, timeout=20)]
         got = tables(cql, learners)
     finally:
-        fl.cancel_all(run_id)
-        try:
-            import os
-            import signal
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        fl.stop_run(run_id, proc)
     # Dedupe-aware: a completion replayed after a crash is re-emitted with the same mid (downstream
     # drops it by mid); two different mids for one learner would be a second certificate request.
     mids: dict[int, set[str]] = {}
@@ -210,11 +204,7 @@ def test_bounded_smoke_job_on_the_cluster_with_process_workers(cluster, run_id, 
     create_topics(*topics.values())
     produce(topics["in"], [json.dumps({"mid": f"{run_id}-{i}"}).encode() for i in range(5)])
     log = fl.job_log(run_id)
-    proc = fl.submit("lern-smoke", [
-        "--runner=FlinkRunner", f"--flink_master={fl.MASTER}", f"--kafka_input_topic={topics['in']}",
-        f"--kafka_output_topic={topics['out']}", f"--kafka_output_failed_topic={topics['failed']}",
-        f"--kafka_groupid={run_id}", "--kafka_auto_offset_reset=earliest", "--max_num_records=5",
-    ], log)
+    proc = fl.submit("lern-smoke", fl.smoke_args(topics, run_id, "--max_num_records=5"), log)
     assert proc.wait(240) == 0, log.read_text()[-3000:]
     out = consume_all(topics["out"], expected=5)
     assert sorted(json.loads(v)["mid"] for _, v in out) == [f"{run_id}-{i}" for i in range(5)]
@@ -318,9 +308,7 @@ def test_stop_with_savepoint_resume_and_the_no_checkpoint_safety_net(cluster, ru
 
     topics = {k: f"e2e.{run_id}.{k}" for k in ("in", "out", "failed")}
     create_topics(*topics.values())
-    args = ["--runner=FlinkRunner", f"--flink_master={fl.MASTER}", f"--kafka_input_topic={topics['in']}",
-            f"--kafka_output_topic={topics['out']}", f"--kafka_output_failed_topic={topics['failed']}",
-            f"--kafka_groupid={run_id}", "--kafka_auto_offset_reset=earliest", "--task_checkpointing_interval=1000"]
+    args = fl.smoke_args(topics, run_id, "--task_checkpointing_interval=1000")
     log = fl.job_log(run_id)
     mids = [f"{run_id}-{i}" for i in range(10)]
 
@@ -360,10 +348,4 @@ def test_stop_with_savepoint_resume_and_the_no_checkpoint_safety_net(cluster, ru
         assert "rewinding" in log.read_text()
         assert sorted(set(got)) == sorted(mids), "everything out (events read again are dropped by their mid)"
     finally:
-        fl.cancel_all(run_id)
-        try:
-            import os
-            import signal
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        fl.stop_run(run_id, proc)
