@@ -40,6 +40,8 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.portability import flink_runner, flink_uber_jar_job_server
 
+from pipelines.options.settings import is_flink
+
 _LOG = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,11 +90,6 @@ class ClusterOptions(PipelineOptions):
 
 def _values(opts: PipelineOptions) -> dict[str, Any]:
     return opts.get_all_options(drop_default=False)
-
-
-def is_flink(opts: PipelineOptions) -> bool:
-    runner = opts.view_as(StandardOptions).runner or ""
-    return runner in ("FlinkRunner", "flink") or runner.endswith(".ClusterFlinkRunner")
 
 
 def cluster_master(opts: PipelineOptions) -> str | None:

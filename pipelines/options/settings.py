@@ -28,7 +28,12 @@ def dead_letter_outages(opts: PipelineOptions) -> bool:
 
 
 _DIRECT_RUNNERS = frozenset({"directrunner", "direct", "switchingdirectrunner", "testdirectrunner", "fnapirunner"})
-_FLINK_RUNNERS = frozenset({"flinkrunner", "flink"})
+
+
+def is_flink(opts: PipelineOptions) -> bool:
+    """FlinkRunner, embedded or the cluster submission ``pipelines.runner`` swaps in for it."""
+    runner = opts.view_as(StandardOptions).runner or ""
+    return runner in ("FlinkRunner", "flink") or runner.endswith(".ClusterFlinkRunner")
 
 
 def bounded_grouping(opts: PipelineOptions) -> str:
@@ -43,12 +48,12 @@ def bounded_grouping(opts: PipelineOptions) -> str:
     choice = opts.view_as(BatchIOOptions).bounded_grouping or "auto"
     if choice != "auto":
         return choice
-    runner = opts.view_as(StandardOptions).runner or "DirectRunner"
-    name = (runner if isinstance(runner, str) else type(runner).__name__).lower()
-    if name in _DIRECT_RUNNERS:
-        one_at_a_time = opts.view_as(DirectOptions).direct_num_workers == 1
+    if is_flink(opts):
+        one_at_a_time = opts.view_as(FlinkRunnerOptions).parallelism == 1
     else:
-        one_at_a_time = name in _FLINK_RUNNERS and opts.view_as(FlinkRunnerOptions).parallelism == 1
+        runner = opts.view_as(StandardOptions).runner or "DirectRunner"
+        name = (runner if isinstance(runner, str) else type(runner).__name__).lower()
+        one_at_a_time = name in _DIRECT_RUNNERS and opts.view_as(DirectOptions).direct_num_workers == 1
     return "bundle" if one_at_a_time else "shuffle"
 
 

@@ -35,6 +35,8 @@ GBK = common_urns.primitives.GROUP_BY_KEY.urn
     (["--runner=FlinkRunner"], "shuffle"),
     (["--runner=FlinkRunner", "--parallelism=2"], "shuffle"),
     (["--runner=FlinkRunner", "--parallelism=1"], "bundle"),
+    (["--runner=pipelines.runner.ClusterFlinkRunner", "--parallelism=1"], "bundle"),
+    (["--runner=pipelines.runner.ClusterFlinkRunner", "--parallelism=2"], "shuffle"),
     (["--runner=PrismRunner"], "shuffle"),
     (["--runner=FlinkRunner", "--parallelism=2", "--bounded_grouping=bundle"], "bundle"),
     (["--bounded_grouping=shuffle"], "shuffle"),
